@@ -1,0 +1,31 @@
+# Two set-up-and-go commands: `make run` (the whole pipeline on the embedded synthetic market) and
+# `make test` (the test suite). Both create .venv and install the project on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export PYTHONWARNINGS ?= ignore::DeprecationWarning
+
+.PHONY: run test ui lint bench clean-data
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch is pinned to the CPU build 2.13.0 in pyproject.toml (a bare "torch" pulls GBs of CUDA wheels)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(PY) -m pipeline materialize --select '*' --summary
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+ui: $(VENV)/.installed
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean-data:
+	rm -rf data .dagster_home

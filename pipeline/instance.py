@@ -1,0 +1,38 @@
+"""The persistent Dagster instance inside the repository, so headless runs show up in `make ui`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from pipeline.settings import REPO_ROOT
+
+DAGSTER_YAML = """\
+# Written by the pipeline on first use; edit freely.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    # DuckDB admits one writing process: every writer asset sits in the 'warehouse' pool, and
+    # training steps in the 'training' pool, so two trainings do not fight for one GPU.
+    default_limit: 1
+  runs:
+    max_concurrent_runs: 4
+"""
+
+
+def ensure_dagster_home() -> Path:
+    home = Path(os.environ.get("DAGSTER_HOME") or REPO_ROOT / ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def persistent_instance() -> dg.DagsterInstance:
+    ensure_dagster_home()
+    return dg.DagsterInstance.get()

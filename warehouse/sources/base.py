@@ -1,0 +1,118 @@
+"""What every bar source provides, and the errors it raises."""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import polars as pl
+
+# Column order of the bars table; `change` and `vwap` may be null when a source lacks them.
+BAR_COLUMNS = ["instrument", "date", "open", "high", "low", "close", "volume", "factor", "change", "vwap"]
+PRICE_FIELDS = ["open", "high", "low", "close", "volume", "factor", "change", "vwap"]
+
+BARS_SCHEMA = {
+    "instrument": pl.Utf8,
+    "date": pl.Date,
+    **{f: pl.Float64 for f in PRICE_FIELDS},
+}
+
+MEMBERSHIP_SCHEMA = {"instrument": pl.Utf8, "start_date": pl.Date, "end_date": pl.Date}
+
+
+class SourceError(ValueError):
+    """Bad input in a source: the message names the file (and line or instrument) and the problem."""
+
+
+@dataclass
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass
+class BarsRead:
+    """Bars read from a source for a date range, plus files skipped in lenient mode."""
+
+    bars: pl.DataFrame
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+class BarSource(ABC):
+    """A market data source: a trading calendar, universes with membership ranges, and daily bars."""
+
+    #: human-readable description, e.g. "qlib:/data/cn_data"
+    uri: str
+    #: "fail" raises on the first bad file; "skip" leaves bad files out and reports them
+    on_bad_file: str = "fail"
+
+    @abstractmethod
+    def calendar(self) -> list[dt.date]:
+        """Sorted trading dates."""
+
+    @abstractmethod
+    def universes(self) -> list[str]:
+        """Names of the universes this source defines."""
+
+    @abstractmethod
+    def membership(self, universe: str | None) -> pl.DataFrame:
+        """instrument, start_date, end_date (inclusive); ``None`` means every instrument of the source."""
+
+    @abstractmethod
+    def read_bars(
+        self, instruments: list[str] | None, start: dt.date | None = None, end: dt.date | None = None
+    ) -> BarsRead:
+        """Bars of ``instruments`` (``None``: all) with dates in [start, end], in BAR_COLUMNS order."""
+
+    def default_benchmark(self) -> str | None:
+        """The benchmark instrument the source itself proposes, if any."""
+        return None
+
+    def check_universe(self, universe: str | None) -> None:
+        if universe is not None and universe not in self.universes():
+            raise SourceError(
+                f"unknown universe {universe!r} for source {self.uri}; "
+                f"valid universes: {', '.join(sorted(self.universes())) or '(none)'}"
+            )
+
+
+def empty_bars() -> pl.DataFrame:
+    return pl.DataFrame(schema=BARS_SCHEMA)
+
+
+def finalize_bars(frame: pl.DataFrame) -> pl.DataFrame:
+    """Canonical columns and types first, extra numeric fields after them, sorted by (instrument, date).
+
+    NaN becomes null so that "no value" has one representation in the warehouse.
+    """
+    for col in PRICE_FIELDS:
+        if col not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(col))
+    extras = sorted(c for c in frame.columns if c not in BARS_SCHEMA)
+    cols = [pl.col(c).cast(t) for c, t in BARS_SCHEMA.items()]
+    cols += [pl.col(c).cast(pl.Float64) for c in extras]
+    out = frame.select(cols)
+    floats = [c for c in out.columns if c not in ("instrument", "date")]
+    return out.with_columns([pl.col(c).fill_nan(None) for c in floats]).sort(["instrument", "date"])
+
+
+def check_bar_values(frame: pl.DataFrame, where: str) -> None:
+    """Reject bars no market can produce: negative or zero prices, negative volume, duplicate dates."""
+    dup = frame.group_by(["instrument", "date"]).len().filter(pl.col("len") > 1)
+    if dup.height:
+        row = dup.row(0, named=True)
+        raise SourceError(f"{where}: duplicate date {row['date']} for instrument {row['instrument']}")
+    for col in ("open", "high", "low", "close"):
+        bad = frame.filter(pl.col(col) <= 0)
+        if bad.height:
+            row = bad.row(0, named=True)
+            raise SourceError(
+                f"{where}: non-positive {col} {row[col]} for instrument {row['instrument']} on {row['date']}"
+            )
+    bad = frame.filter(pl.col("volume") < 0)
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise SourceError(
+            f"{where}: negative volume {row['volume']} for instrument {row['instrument']} on {row['date']}"
+        )
