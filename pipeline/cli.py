@@ -2,6 +2,8 @@
 
 ``python -m pipeline materialize --select SELECTION [--start DATE] [--end DATE]`` runs an asset selection
 (Dagster's selection syntax) over a date range on the persistent instance, so the run appears in the UI.
+``python -m pipeline backtest --scores FILE.parquet`` evaluates any score file (instrument, date, score)
+against the configured warehouse: signal metrics and the TopkDropout risk analysis as one JSON object.
 ``python -m pipeline summary`` prints what the warehouse holds.
 """
 
@@ -33,7 +35,73 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--end", type=_date, help="last date (default: the source's last trading day)")
     mat.add_argument("--summary", action="store_true", help="print a summary of the warehouse afterwards")
     sub.add_parser("summary", help="print what the warehouse holds")
+    bt = sub.add_parser("backtest", help="signal metrics and TopkDropout backtest of a score file, as JSON")
+    bt.add_argument("--scores", required=True, help="parquet file with columns instrument, date, score")
+    bt.add_argument("--start", type=_date, help="first score date to use")
+    bt.add_argument("--end", type=_date, help="last score date to use")
+    bt.add_argument("--benchmark", help="benchmark instrument (default: PIPELINE_BENCHMARK or the source's own)")
+    bt.add_argument("--topk", type=int, default=50)
+    bt.add_argument("--n-drop", type=int, default=5)
+    bt.add_argument("--hold-thresh", type=int, default=1)
+    bt.add_argument("--risk-degree", type=float, default=0.95)
+    bt.add_argument("--account", type=float, default=100_000_000.0)
+    bt.add_argument("--limit-threshold", type=float, default=0.095)
+    bt.add_argument("--open-cost", type=float, default=0.0005)
+    bt.add_argument("--close-cost", type=float, default=0.0015)
+    bt.add_argument("--min-cost", type=float, default=5.0)
+    bt.add_argument("--trade-unit", type=int, default=100)
     return parser
+
+
+def backtest_scores(args: argparse.Namespace, settings: Settings | None = None) -> dict:
+    """The `backtest` command: the same functions the evaluation assets use, on a score file."""
+    import polars as pl
+
+    from evaluation.backtest import BacktestConfig
+    from evaluation.scores_file import load_scores, validate_scores
+    from evaluation.workflow import evaluate_backtest, evaluate_signal, evaluation_summary, read_labels
+    from pipeline.resources import MarketSourceResource
+    from warehouse.feature_tables import trading_days
+    from warehouse.store import Warehouse
+
+    settings = settings or Settings.from_env()
+    warehouse = Warehouse(settings.warehouse)
+    if not warehouse.table_exists("bars") or not warehouse.table_exists("labels"):
+        raise SystemExit(
+            f"warehouse {warehouse.path} has no bars or labels yet; run `python -m pipeline materialize "
+            "--select 'group:bars or labels'` first"
+        )
+    scores = load_scores(args.scores)
+    if args.start:
+        scores = scores.filter(pl.col("date") >= args.start)
+    if args.end:
+        scores = scores.filter(pl.col("date") <= args.end)
+    if scores.height == 0:
+        raise SystemExit(f"score file {args.scores} has no rows in {args.start}..{args.end}")
+    known = warehouse.query("select distinct instrument from bars")["instrument"].to_list()
+    validate_scores(scores, known, trading_days(warehouse), where=f"score file {args.scores}")
+    benchmark = (
+        args.benchmark
+        or MarketSourceResource(
+            uri=settings.source, universe=settings.universe, benchmark=settings.benchmark
+        ).benchmark_instrument()
+    )
+    config = BacktestConfig(
+        topk=args.topk,
+        n_drop=args.n_drop,
+        hold_thresh=args.hold_thresh,
+        risk_degree=args.risk_degree,
+        account=args.account,
+        limit_threshold=args.limit_threshold,
+        open_cost=args.open_cost,
+        close_cost=args.close_cost,
+        min_cost=args.min_cost,
+        trade_unit=args.trade_unit,
+    )
+    lo, hi = scores["date"].min(), scores["date"].max()
+    signal = evaluate_signal(scores, read_labels(warehouse, lo, hi))
+    result = evaluate_backtest(warehouse, scores, benchmark, config)
+    return evaluation_summary(signal.metrics, result.metrics)
 
 
 def materialize(
@@ -91,6 +159,18 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if args.summary:
             print_summary()
+        return 0
+    if args.command == "backtest":
+        import json
+
+        from evaluation.scores_file import ScoresError
+
+        try:
+            summary = backtest_scores(args)
+        except (ScoresError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(summary, indent=2))
         return 0
     if args.command == "summary":
         print_summary()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.bars import build_bars_asset, build_bars_checks, calendar, universe
+from assets.features import build_feature_assets
 from pipeline.partitions import daily_partitions
-from pipeline.resources import ComputeResource, MarketSourceResource, WarehouseResource, _open_cached
+from pipeline.resources import ComputeResource, MarketSourceResource, SegmentsResource, WarehouseResource, _open_cached
 from pipeline.settings import Settings
 
 
@@ -20,6 +21,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             on_bad_file=settings.on_bad_file,
         ),
         "compute": ComputeResource(device=settings.device, profile=settings.profile),
+        "segments": SegmentsResource(),
     }
 
 
@@ -28,7 +30,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     source = _open_cached(settings.source, settings.on_bad_file)
     source.check_universe(settings.universe)
     partitions = daily_partitions(source.calendar()[0], settings.timezone)
-    assets = [calendar, universe, build_bars_asset(partitions)]
+    assets = [calendar, universe, build_bars_asset(partitions), *build_feature_assets(partitions)]
     checks = build_bars_checks()
     return dg.Definitions(
         assets=assets,

@@ -22,6 +22,7 @@ class Settings:
     on_bad_file: str
     timezone: str
     profile: str
+    segments: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -38,8 +39,8 @@ class Settings:
             # The synthetic default trains a quick configuration so that `make run` ends in minutes on a
             # laptop; real data gets Qlib's benchmark settings.
             profile = "quick" if source.startswith("synthetic") else "benchmark"
-        if profile not in ("quick", "benchmark"):
-            raise ValueError(f"PIPELINE_PROFILE must be 'quick' or 'benchmark', got {profile!r}")
+        if profile not in ("quick", "benchmark", "smoke"):
+            raise ValueError(f"PIPELINE_PROFILE must be 'quick', 'benchmark' or 'smoke', got {profile!r}")
         return cls(
             warehouse=str(
                 Path(env.get("PIPELINE_WAREHOUSE") or REPO_ROOT / "data" / "warehouse.duckdb").expanduser().resolve()
@@ -51,4 +52,5 @@ class Settings:
             on_bad_file=on_bad,
             timezone=env.get("PIPELINE_TIMEZONE", "Asia/Shanghai").strip() or "Asia/Shanghai",
             profile=profile,
+            segments=(env.get("PIPELINE_SEGMENTS") or "").strip() or None,
         )

@@ -54,7 +54,9 @@ TABLES: dict[str, TableSpec] = {
             "predictions",
             "model varchar not null, model_version varchar not null, instrument varchar not null, "
             "date date not null, score double",
-            ("model", "instrument", "date"),
+            # Every version's scores are kept: a retrained model never overwrites the out-of-sample scores of
+            # the versions before it (the evaluation picks, per day, the newest version trained before that day).
+            ("model", "model_version", "instrument", "date"),
         ),
     )
 }

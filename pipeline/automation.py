@@ -1,0 +1,129 @@
+"""Jobs, the daily schedule and the new-data sensor.
+
+* ``daily_update``: bars, features and labels of the recent days, and the day's scores with the current
+  models. Its runs cover a short range ending today (``PIPELINE_REFRESH_DAYS`` calendar days, default 14):
+  labels need two later trading days, so the labels of the days before today only become known now.
+* ``daily_retrain``: the same plus the handlers and models retrained on a rolling window ending at the latest
+  labelled day, then the evaluation.
+* ``daily_schedule``: on each trading day after the close (market time zone) requests one of the two, the
+  retrain every ``PIPELINE_RETRAIN_EVERY`` trading days (default 1: daily). Days that are not in the source's
+  calendar are skipped with a reason, not failed.
+* ``new_data_sensor``: watches the source's calendar; when new trading days appear it requests the matching
+  partitions.
+"""
+
+import datetime as dt
+import os
+import zoneinfo
+
+import dagster as dg
+
+from pipeline.resources import _open_cached
+from pipeline.settings import Settings
+from warehouse.sources import open_source
+
+PARTITIONED_UPDATE = ["bars", "features_alpha158", "features_alpha360", "labels"]
+UNPARTITIONED_REFERENCE = ["calendar", "universe"]
+
+
+def _range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
+    return {
+        "dagster/asset_partition_range_start": start.isoformat(),
+        "dagster/asset_partition_range_end": end.isoformat(),
+    }
+
+
+def build_jobs(model_names: list[str]) -> list:
+    predictions = [f"predictions_{m}" for m in model_names]
+    update = dg.AssetSelection.assets(*UNPARTITIONED_REFERENCE, *PARTITIONED_UPDATE, *predictions)
+    retrain = (
+        update
+        | dg.AssetSelection.groups("models", "evaluation")
+        | dg.AssetSelection.assets("dataset_alpha360_rnn", "dataset_alpha158_20")
+    )
+    return [
+        dg.define_asset_job(
+            "daily_update",
+            selection=update,
+            description="Ingest the recent days' bars, compute their features and labels, score them.",
+        ),
+        dg.define_asset_job(
+            "daily_retrain",
+            selection=retrain,
+            description="daily_update, then refit the handlers, retrain every model on a rolling window "
+            "ending at the latest labelled day, rescore and re-evaluate.",
+            config={"resources": {"segments": {"config": {"rolling": True}}}},
+        ),
+    ]
+
+
+def build_schedule(settings: Settings) -> dg.ScheduleDefinition:
+    retrain_every = int(os.environ.get("PIPELINE_RETRAIN_EVERY", "1"))
+    refresh_days = int(os.environ.get("PIPELINE_REFRESH_DAYS", "14"))
+    cron = os.environ.get("PIPELINE_SCHEDULE_CRON", "30 16 * * 1-5")  # after the 15:00 close
+    if retrain_every < 1:
+        raise ValueError(f"PIPELINE_RETRAIN_EVERY must be >= 1, got {retrain_every}")
+
+    @dg.schedule(
+        name="daily_schedule",
+        cron_schedule=cron,
+        execution_timezone=settings.timezone,
+        job_name="daily_update",
+        description=f"Each trading day at '{cron}' ({settings.timezone}): daily_update, or daily_retrain every "
+        f"{retrain_every} trading day(s).",
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+    )
+    def daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        tz = zoneinfo.ZoneInfo(settings.timezone)
+        today = (context.scheduled_execution_time or dt.datetime.now(tz)).astimezone(tz).date()
+        return plan_daily_run(settings, today, retrain_every, refresh_days)
+
+    return daily_schedule
+
+
+def plan_daily_run(
+    settings: Settings, today: dt.date, retrain_every: int = 1, refresh_days: int = 14
+) -> dg.RunRequest | dg.SkipReason:
+    """The run the schedule asks for on ``today`` (a plain function, so it is testable)."""
+    calendar = open_source(settings.source, settings.on_bad_file).calendar()
+    if today not in calendar:
+        return dg.SkipReason(f"{today} is not a trading day of {settings.source}")
+    start = max(calendar[0], today - dt.timedelta(days=refresh_days))
+    position = calendar.index(today)
+    job = "daily_retrain" if position % retrain_every == 0 else "daily_update"
+    return dg.RunRequest(
+        run_key=f"{job}-{today.isoformat()}",
+        job_name=job,
+        tags={**_range_tags(start, today), "pipeline/trigger": "schedule"},
+    )
+
+
+def build_sensor(settings: Settings) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="new_data_sensor",
+        job_name="daily_update",
+        minimum_interval_seconds=300,
+        description="Requests the partitions of trading days that newly appeared in the source's calendar.",
+        default_status=dg.DefaultSensorStatus.STOPPED,
+    )
+    def new_data_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        calendar = open_source(settings.source, settings.on_bad_file).calendar()
+        _open_cached.cache_clear()
+        last_seen = dt.date.fromisoformat(context.cursor) if context.cursor else None
+        request = plan_new_data_run(calendar, last_seen)
+        if request is None:
+            return dg.SkipReason(f"no trading day after {last_seen} in {settings.source}")
+        return dg.SensorResult(run_requests=[request], cursor=calendar[-1].isoformat())
+
+    return new_data_sensor
+
+
+def plan_new_data_run(calendar: list[dt.date], last_seen: dt.date | None) -> dg.RunRequest | None:
+    new_days = [d for d in calendar if last_seen is None or d > last_seen]
+    if not new_days:
+        return None
+    return dg.RunRequest(
+        run_key=f"new-data-{new_days[0]}-{new_days[-1]}",
+        job_name="daily_update",
+        tags={**_range_tags(new_days[0], new_days[-1]), "pipeline/trigger": "new_data_sensor"},
+    )

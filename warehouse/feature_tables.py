@@ -1,0 +1,107 @@
+"""Feature and label tables: compute a date window from the warehouse's bars (with the history the
+expressions need) and replace exactly that window, in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+import polars as pl
+
+from features import compute_features, label_horizon, lookback
+from warehouse.store import Warehouse
+
+FEATURE_TABLES = {"alpha158": "features_alpha158", "alpha360": "features_alpha360", "label": "labels"}
+BAR_FIELDS = ["instrument", "date", "open", "high", "low", "close", "volume", "vwap"]
+
+
+@dataclass
+class WindowReport:
+    table: str
+    start: dt.date
+    end: dt.date
+    rows: int
+    instruments: int
+    bars_read: int
+    seconds: float
+
+
+def trading_days(warehouse: Warehouse) -> list[dt.date]:
+    return warehouse.query("select date from calendar order by date")["date"].to_list()
+
+
+def history_bounds(
+    calendar: list[dt.date], start: dt.date, end: dt.date, before: int, after: int
+) -> tuple[dt.date, dt.date]:
+    """The bar dates a window needs: ``before`` trading days ahead of ``start`` and ``after`` past ``end``."""
+    import bisect
+
+    lo = bisect.bisect_left(calendar, start)
+    hi = bisect.bisect_right(calendar, end) - 1
+    first = calendar[max(0, lo - before)] if calendar else start
+    last = calendar[min(len(calendar) - 1, max(hi, 0) + after)] if calendar else end
+    return min(first, start), max(last, end)
+
+
+def build_feature_window(warehouse: Warehouse, feature_set: str, start: dt.date, end: dt.date) -> WindowReport:
+    """Compute ``feature_set`` ("alpha158", "alpha360" or "label") for [start, end] and store it."""
+    if feature_set not in FEATURE_TABLES:
+        raise ValueError(f"unknown feature set {feature_set!r}; valid: {', '.join(FEATURE_TABLES)}")
+    t0 = time.perf_counter()
+    table = FEATURE_TABLES[feature_set]
+    calendar = trading_days(warehouse)
+    before = lookback(feature_set) if feature_set != "label" else 0
+    after = label_horizon() if feature_set == "label" else 0
+    first, last = history_bounds(calendar, start, end, before, after)
+    cols = ", ".join(BAR_FIELDS)
+    # Like Qlib, an instrument has a row on every trading day from its first to its last bar, suspended days
+    # included. Its nearest bars before and after the window keep a suspension at either edge inside that
+    # span; they are outside the history the expressions read, so they change no value.
+    bars = warehouse.query(
+        f"""
+        select {cols} from bars where date between ? and ?
+        union all
+        (select {cols} from bars where date < ?
+         qualify row_number() over (partition by instrument order by date desc) = 1)
+        union all
+        (select {cols} from bars where date > ?
+         qualify row_number() over (partition by instrument order by date) = 1)
+        order by instrument, date
+        """,
+        [first, last, first, last],
+    )
+    lo_bar = bars["date"].min() if bars.height else first
+    hi_bar = bars["date"].max() if bars.height else last
+    window_cal = [d for d in calendar if min(first, lo_bar) <= d <= max(last, hi_bar)]
+    frame = compute_features(feature_set, bars, window_cal, start=start, end=end)
+    rows = warehouse.replace(table, frame, date_range=(start, end), key=("instrument", "date"))
+    return WindowReport(
+        table=table,
+        start=start,
+        end=end,
+        rows=rows,
+        instruments=frame["instrument"].n_unique() if frame.height else 0,
+        bars_read=bars.height,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def read_feature_frame(
+    warehouse: Warehouse,
+    feature_set: str,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    columns: list[str] | None = None,
+) -> pl.DataFrame:
+    table = FEATURE_TABLES[feature_set]
+    cols = "*" if not columns else ", ".join(["instrument", "date", *(f'"{c}"' for c in columns)])
+    where, params = [], []
+    if start is not None:
+        where.append("date >= ?")
+        params.append(start)
+    if end is not None:
+        where.append("date <= ?")
+        params.append(end)
+    clause = f" where {' and '.join(where)}" if where else ""
+    return warehouse.query(f"select {cols} from {table}{clause} order by instrument, date", params or None)
