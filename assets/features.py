@@ -12,9 +12,10 @@ from pipeline.resources import WarehouseResource
 from warehouse.feature_tables import FEATURE_TABLES, build_feature_window
 
 GROUP = "features"
-# Calendar days that safely cover the trading-day history/horizon (long holidays included).
-LOOKBACK_CALENDAR_DAYS = {"alpha158": 120, "alpha360": 120}
-LABEL_CALENDAR_DAYS = 20
+# Weekday partitions that safely cover the trading-day history / horizon the expressions need (Alpha158's
+# 60-day windows over one-day changes read 61 trading days; weekday holidays come on top).
+LOOKBACK_PARTITIONS = {"alpha158": 80, "alpha360": 80}
+LABEL_PARTITIONS = 10
 
 DESCRIPTIONS = {
     "alpha158": "Qlib's Alpha158 factors (KMID ... VSUMD60, 158 columns in Qlib's order), table "
@@ -29,9 +30,9 @@ DESCRIPTIONS = {
 def build_feature_asset(feature_set: str, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     table = FEATURE_TABLES[feature_set]
     if feature_set == "label":
-        mapping = dg.TimeWindowPartitionMapping(start_offset=0, end_offset=LABEL_CALENDAR_DAYS)
+        mapping = dg.TimeWindowPartitionMapping(start_offset=0, end_offset=LABEL_PARTITIONS)
     else:
-        mapping = dg.TimeWindowPartitionMapping(start_offset=-LOOKBACK_CALENDAR_DAYS[feature_set], end_offset=0)
+        mapping = dg.TimeWindowPartitionMapping(start_offset=-LOOKBACK_PARTITIONS[feature_set], end_offset=0)
 
     @dg.asset(
         name=table,

@@ -7,18 +7,21 @@ Numbers follow Qlib's evaluation, including its dtypes: raw fields are float32 a
 them stays float32 (so ``+1e-12`` only matters when the value is 0), rolling aggregations are computed in float64,
 and every feature is finally cast to float32. Qlib's NaN comes out as null; +-inf stays inf.
 
+Known difference from Qlib (about 0.1% of the cells of VSTD* and WVMA* on the real data): when a window's
+volumes (VSTD) or |return| x volume (WVMA) are all 0, e.g. during a suspension carried forward with zero
+volume, the std is exactly 0 here, so the feature is 0. Qlib gets pandas' online-variance residue there (which
+depends on how far back the series was loaded) and divides it by ~1e-12, giving values such as 1e8..1e13.
+
 VWAP0 (``$vwap/$close``) is the only feature that reads ``vwap``; when ``bars`` has no ``vwap`` column, or it is
 entirely null (as in the real CSI300 data), VWAP0 is an all-null column.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
 from features import ops
-from features.calendar_grid import Grid
+from features.calendar_grid import Grid, Sink
 
 WINDOWS = ops.WINDOWS
 KBAR_COLUMNS = ["KMID", "KLEN", "KMID2", "KUP", "KUP2", "KLOW", "KLOW2", "KSFT", "KSFT2"]
@@ -39,11 +42,11 @@ LOOKBACK = 60
 _E32 = np.float32(1e-12)  # Qlib's "+1e-12" on a float32 series stays float32
 
 
-def alpha158_columns(grid: Grid) -> Iterator[tuple[str, np.ndarray | None]]:
-    """(name, values at ``grid.out_pos``) for every Alpha158 column, in order."""
+def write_alpha158(grid: Grid, sink: Sink) -> None:
+    """Every Alpha158 column of one chunk, into the sink."""
     cols = _compute(grid)
     for name in ALPHA158_COLUMNS:
-        yield name, cols.pop(name)
+        sink.put(name, cols.pop(name))
 
 
 def _compute(g: Grid) -> dict[str, np.ndarray | None]:
@@ -66,9 +69,8 @@ def _compute(g: Grid) -> dict[str, np.ndarray | None]:
 
         c64 = c.astype(np.float64)
         # --- price level over the window
-        moments = ops.rolling_moments(close, g)
-        std_c = {w: s for w, (_, s) in moments.items()}
         regression = ops.rolling_regression(close, g)
+        std_c = {w: r[4] for w, r in regression.items()}
         maxima = ops.rolling_max(high)
         minima = ops.rolling_min(low)
         quantiles = ops.rolling_quantiles(close, pos, (0.8, 0.2))
@@ -76,11 +78,11 @@ def _compute(g: Grid) -> dict[str, np.ndarray | None]:
         idxmax = ops.rolling_idxmax(high, g)
         idxmin = ops.rolling_idxmin(low, g)
         for w in WINDOWS:
-            mean, std = moments[w]
-            slope, rsq, resi = (a[pos] for a in regression[w])
+            slope, rsq, resi, mean, std = regression[w]
+            slope, rsq, resi = slope[pos], rsq[pos], resi[pos]
             hi, lo = maxima[w][pos], minima[w][pos]
             imax, imin = idxmax[w][pos], idxmin[w][pos]
-            cols[f"ROC{w}"] = ops.shift(close, w)[pos] / c
+            cols[f"ROC{w}"] = close[pos - w] / c  # cells before an instrument are NaN padding
             cols[f"MA{w}"] = mean[pos] / c64
             cols[f"STD{w}"] = std[pos] / c64
             cols[f"BETA{w}"] = slope / c64
@@ -95,7 +97,7 @@ def _compute(g: Grid) -> dict[str, np.ndarray | None]:
             cols[f"IMAX{w}"] = imax / w
             cols[f"IMIN{w}"] = imin / w
             cols[f"IMXD{w}"] = (imax - imin) / w
-        del moments, regression, maxima, minima, quantiles, ranks, idxmax, idxmin
+        del regression, maxima, minima, quantiles, ranks, idxmax, idxmin
 
         # --- price/volume correlations
         log_v = np.log(vol + np.float32(1))
@@ -108,10 +110,11 @@ def _compute(g: Grid) -> dict[str, np.ndarray | None]:
         # --- up/down counts and sums
         up = (close > prev_c).astype(np.float64)  # comparisons with NaN are False, like Qlib
         down = (close < prev_c).astype(np.float64)
-        real = (g.age >= 0).astype(np.float64)
-        counts = ops.window_sums(np.stack([real, up, down]), WINDOWS)
+        counts = ops.window_sums(np.stack([up, down]), WINDOWS)
+        age = g.age[pos]
         for w in WINDOWS:
-            n, n_up, n_down = (a[pos] for a in counts[w])
+            n = np.minimum(age + 1, w).astype(np.float64)  # days in the window since the first day
+            n_up, n_down = (a[pos] for a in counts[w])
             cols[f"CNTP{w}"] = n_up / n
             cols[f"CNTN{w}"] = n_down / n
             cols[f"CNTD{w}"] = n_up / n - n_down / n
@@ -136,21 +139,21 @@ def _corr_into(
     cols: dict, group: str, left: np.ndarray, right: np.ndarray, g: Grid, left_std: dict[int, np.ndarray] | None
 ) -> None:
     """Corr(left, right, W) with Qlib's mask: NaN where either side's own rolling std is <= 2e-5."""
-    corr = ops.rolling_corr(left, right, g)
-    left_std = left_std or ops.rolling_std(left, g)
-    right_std = ops.rolling_std(right, g)
+    corr, std_l, std_r = ops.rolling_corr(left, right, g, side_std=(left_std is None, True))
+    std_l = left_std or std_l
     pos = g.out_pos
     for w in WINDOWS:
-        flat = ops.std_is_zero(left_std[w][pos]) | ops.std_is_zero(right_std[w][pos])
+        flat = ops.std_is_zero(std_l[w][pos]) | ops.std_is_zero(std_r[w][pos])
         cols[f"{group}{w}"] = np.where(flat, np.nan, corr[w][pos])
 
 
 def _updown_into(cols: dict, prefix: str, diff: np.ndarray, pos: np.ndarray) -> None:
     """{prefix}P/N/D: Sum(Greater(d,0))/(Sum(Abs(d))+1e-12), the same for Greater(-d,0), and their difference."""
-    sums = ops.rolling_sums([np.maximum(diff, 0), np.maximum(-diff, 0), np.abs(diff)])
+    # Greater(d,0) + Greater(-d,0) == Abs(d) exactly, so the denominator is the sum of the two sums
+    sums = ops.rolling_sums([np.maximum(diff, 0), np.maximum(-diff, 0)])
     for w in WINDOWS:
-        gain, loss, total = (a[pos] for a in sums[w])
-        den = total + 1e-12
+        gain, loss = (a[pos] for a in sums[w])
+        den = (gain + loss) + 1e-12
         cols[f"{prefix}P{w}"] = gain / den
         cols[f"{prefix}N{w}"] = loss / den
         cols[f"{prefix}D{w}"] = (gain - loss) / den

@@ -11,11 +11,9 @@ The VWAP block is the only one that reads ``vwap``; when ``bars`` has no ``vwap`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
-from features.calendar_grid import Grid
+from features.calendar_grid import Grid, Sink
 
 N_LAGS = 60
 BLOCKS = [
@@ -34,8 +32,8 @@ LOOKBACK = N_LAGS - 1  # Ref($x, 59)
 _E32 = np.float32(1e-12)
 
 
-def alpha360_columns(grid: Grid) -> Iterator[tuple[str, np.ndarray | None]]:
-    """(name, values at ``grid.out_pos``) for every Alpha360 column, in order; made one at a time."""
+def write_alpha360(grid: Grid, sink: Sink) -> None:
+    """Every Alpha360 column of one chunk, gathered and divided in place in the output arrays."""
     pos = grid.out_pos
     close = grid.field("close")[pos]
     first = pos - (N_LAGS - 1)  # cells >= PAD > 59, so every lag is a forward offset from here
@@ -45,10 +43,11 @@ def alpha360_columns(grid: Grid) -> Iterator[tuple[str, np.ndarray | None]]:
             values = grid.field(field)
             den = volume_den if field == "volume" else close
             for lag in range(N_LAGS - 1, -1, -1):
+                name = f"{prefix}{lag}"
                 if values is None:
-                    yield f"{prefix}{lag}", None
+                    sink.put(name, None)
                     continue
                 # values[pos - lag]; the padding before each instrument makes it NaN before its first day
-                col = values[N_LAGS - 1 - lag :][first]
+                col = sink.dest(name)
+                np.take(values[N_LAGS - 1 - lag :], first, out=col, mode="clip")
                 np.divide(col, den, out=col)
-                yield f"{prefix}{lag}", col

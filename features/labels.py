@@ -4,11 +4,9 @@ including an instrument's last two days and suspended days ahead."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
-from features.calendar_grid import Grid
+from features.calendar_grid import Grid, Sink
 
 LABEL_COLUMNS: list[str] = ["LABEL0"]
 FIELDS = ("close",)
@@ -16,9 +14,9 @@ REQUIRED = ("close",)
 HORIZON = 2  # trading days of future bars the label reads
 
 
-def label_columns(grid: Grid) -> Iterator[tuple[str, np.ndarray]]:
+def write_labels(grid: Grid, sink: Sink) -> None:
     close = grid.field("close")
     pos = grid.out_pos
     with np.errstate(divide="ignore", invalid="ignore"):
         # the padding after each instrument's last day makes reads past it NaN
-        yield "LABEL0", close[pos + 2] / close[pos + 1] - np.float32(1)
+        sink.put("LABEL0", close[pos + 2] / close[pos + 1] - np.float32(1))

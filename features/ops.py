@@ -10,7 +10,12 @@ pandas ``rolling(W, min_periods=1)`` over each instrument's calendar series:
   last value; ``IdxMax``/``IdxMin`` are 1-based from the oldest element of the (possibly shorter) window and
   return the first NaN's position when the window holds one (``np.argmax`` on raw windows);
 - ``Slope``/``Rsquare``/``Resi`` follow Qlib's Cython kernels: least squares on positions 1..W, NaN elements
-  left out but the others keeping their positions.
+  left out but the others keeping their positions (here +-inf is also left out, where Qlib's running sums would
+  turn NaN for a window's length; Alpha158 only regresses ``$close``, which is never infinite).
+
+Results are the exact values of these definitions up to float64 rounding. pandas and Qlib keep running sums,
+whose residue occasionally shows: a window whose values are all equal can get a tiny non-zero pandas std
+(about 1e-4 after large values left it), which Qlib then divides by ``volume + 1e-12``; here it is exactly 0.
 
 Sums over a window are built by a doubling tree (window 10 = window 5 now + window 5 five days earlier, ...), so
 every window costs a few whole-array additions whatever its length and each sum is computed afresh (no running
@@ -61,15 +66,27 @@ def as_rolling_input(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def segment_center(x: np.ndarray, grid: Grid) -> np.ndarray:
-    """Per-cell constant (the mean of the cell's instrument segment) used to centre values before summing."""
-    ok = ~np.isnan(x) & (grid.seg >= 0)
-    idx = np.where(ok, grid.seg, grid.n_seg)
-    total = np.bincount(idx, weights=np.where(ok, x, 0.0), minlength=grid.n_seg + 1)
+def segment_center(x: np.ndarray, grid: Grid, step: int = 8) -> np.ndarray:
+    """Per-cell constant (about the mean of the cell's instrument) used to centre values before summing.
+
+    Any constant of the right magnitude will do, so it is estimated from every ``step``-th cell.
+    """
+    seg, xs = grid.seg[::step], x[::step]
+    ok = ~np.isnan(xs) & (seg >= 0)
+    idx = np.where(ok, seg, grid.n_seg)
+    total = np.bincount(idx, weights=np.where(ok, xs, 0.0), minlength=grid.n_seg + 1)
     count = np.bincount(idx, minlength=grid.n_seg + 1)
     means = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
     means[grid.n_seg] = 0.0
     return means[np.where(grid.seg >= 0, grid.seg, grid.n_seg)]
+
+
+def _centred(x: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """(not-NaN mask, x minus its instrument's constant with 0 where NaN)."""
+    ok = ~np.isnan(x)
+    z = x - segment_center(x, grid)
+    z[~ok] = 0.0
+    return ok, z
 
 
 # ---------------------------------------------------------------- window trees
@@ -164,23 +181,18 @@ def rolling_moments(
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """(``Mean(x, W)``, ``Std(x, W)``) with pandas' rules: NaN skipped, ddof=1, a constant window has std 0."""
     x = as_rolling_input(x)
-    ok = ~np.isnan(x)
-    raw = np.where(ok, x, 0.0)
-    # centred on one constant per instrument so the sum of squares keeps its digits; the mean uses raw sums so
-    # that an all-zero window has a mean of exactly 0 (features divide it by volume + 1e-12)
-    z = np.where(ok, x - segment_center(x, grid), 0.0)
+    ok, z = _centred(x, grid)  # centred so that the sum of squares keeps its digits
+    raw = np.where(ok, x, 0.0)  # the mean uses raw sums: an all-zero window has a mean of exactly 0
     sums = window_sums(np.stack([ok.astype(np.float64), raw, z, z * z]), windows)
     out = {}
     for w, (n, total, s1, s2) in sums.items():
         with np.errstate(divide="ignore", invalid="ignore"):
-            mean = total / n
             ss = s2 - s1 * (s1 / n)
-        bad = _real(np.flatnonzero((n >= 2) & (ss <= _CANCEL * s2)), grid)
+            mean = np.where(n > 0, total / n, np.nan)
+        bad = _cancelled(n, ss, s2, grid)
         if bad.size:
             ss[bad] = _exact_ss(x, bad, w)
-        with np.errstate(invalid="ignore"):
-            std = np.where(n >= 2, np.sqrt(np.maximum(ss, 0.0) / np.maximum(n - 1, 1)), np.nan)
-        out[w] = (np.where(n > 0, mean, np.nan), std)
+        out[w] = (mean, _std(ss, n))
     return out
 
 
@@ -188,14 +200,31 @@ def rolling_std(x: np.ndarray, grid: Grid, windows: Sequence[int] = WINDOWS) -> 
     return {w: s for w, (_, s) in rolling_moments(x, grid, windows).items()}
 
 
+def _cancelled(n: np.ndarray, ss: np.ndarray, s2: np.ndarray, grid: Grid) -> np.ndarray:
+    """Real cells whose sum of squared deviations lost too many digits (mostly constant windows)."""
+    with np.errstate(invalid="ignore"):
+        return _real(np.flatnonzero((n >= 2) & (ss <= _CANCEL * s2) & (s2 > 0)), grid)
+
+
+def _std(ss: np.ndarray, n: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n >= 2, np.sqrt(np.maximum(ss, 0.0) / (n - 1)), np.nan)
+
+
+def _constant(win: np.ndarray) -> np.ndarray:
+    """Rows whose non-NaN values are all equal (False for all-NaN rows)."""
+    return np.fmax.reduce(win, axis=1) == np.fmin.reduce(win, axis=1)
+
+
 def _exact_ss(x: np.ndarray, cells: np.ndarray, w: int) -> np.ndarray:
     """Two-pass sum of squared deviations of the windows ending at ``cells``; exactly 0 for a constant window."""
     win = _gather_windows(x, cells, w)
-    with np.errstate(invalid="ignore"):
-        mean = np.nanmean(win, axis=1, keepdims=True)
-        ss = np.nansum((win - mean) ** 2, axis=1)
-        flat = np.nanmax(win, axis=1) == np.nanmin(win, axis=1)
-    ss[flat] = 0.0
+    ss = np.zeros(cells.size)
+    rest = np.flatnonzero(~_constant(win))
+    if rest.size:
+        sub = win[rest]
+        with np.errstate(invalid="ignore"):
+            ss[rest] = np.nansum((sub - np.nanmean(sub, axis=1, keepdims=True)) ** 2, axis=1)
     return ss
 
 
@@ -212,17 +241,27 @@ def _combine_max(out: Arrays, new: Arrays, old: Arrays, a: int, b: int) -> None:
     np.maximum(new[0], old[0], out=out[0])
 
 
-def rolling_max(x: np.ndarray, windows: Sequence[int] = WINDOWS) -> dict[int, np.ndarray]:
-    """``Max(x, W)``: NaN-skipping maximum."""
-    x = as_rolling_input(x)
-    base = (np.where(np.isnan(x), -np.inf, x),)
-    parts = _tree(base, windows, _combine_max)
-    return {w: np.where(p[0] == -np.inf, np.nan, p[0]) for w, p in parts.items()}
+def _ordering_input(x: np.ndarray, negate: bool = False) -> np.ndarray:
+    """Copy for order-only kernels: float32 input stays float32 (comparisons are exact and half the memory
+    traffic), +-inf becomes NaN as in pandas, optionally negated (a minimum is a maximum of -x)."""
+    out = x.astype(np.float32 if x.dtype == np.float32 else np.float64)
+    out[np.isinf(out)] = np.nan
+    if negate:
+        np.negative(out, out=out)
+    return out
+
+
+def rolling_max(x: np.ndarray, windows: Sequence[int] = WINDOWS, negate: bool = False) -> dict[int, np.ndarray]:
+    """``Max(x, W)``: NaN-skipping maximum (float64 result)."""
+    x = _ordering_input(x, negate)
+    x[np.isnan(x)] = -np.inf
+    parts = _tree((x,), windows, _combine_max)
+    return {w: np.where(p[0] == -np.inf, np.nan, p[0]).astype(np.float64) for w, p in parts.items()}
 
 
 def rolling_min(x: np.ndarray, windows: Sequence[int] = WINDOWS) -> dict[int, np.ndarray]:
     """``Min(x, W)``: NaN-skipping minimum."""
-    return {w: -m for w, m in rolling_max(-as_rolling_input(x), windows).items()}
+    return {w: -m for w, m in rolling_max(x, windows, negate=True).items()}
 
 
 def _combine_argmax(out: Arrays, new: Arrays, old: Arrays, a: int, b: int) -> None:
@@ -236,30 +275,29 @@ def _combine_argmax(out: Arrays, new: Arrays, old: Arrays, a: int, b: int) -> No
     np.add(new[2], b, out=out[2], where=(old[2] == 0) & (new[2] > 0))
 
 
-def rolling_idxmax(x: np.ndarray, grid: Grid, windows: Sequence[int] = WINDOWS) -> dict[int, np.ndarray]:
+def rolling_idxmax(
+    x: np.ndarray, grid: Grid, windows: Sequence[int] = WINDOWS, negate: bool = False
+) -> dict[int, np.ndarray]:
     """``IdxMax(x, W)``: 1-based position of the (first) maximum counted from the oldest element of the window,
     which is shorter during an instrument's first W-1 days; if the window holds a NaN, the first NaN's position
     (``np.argmax`` semantics on a raw window); NaN for an all-NaN window."""
-    x = as_rolling_input(x)
-    real = grid.age >= 0
+    x = _ordering_input(x, negate)
     isnan = np.isnan(x)
-    base = (
-        np.where(isnan, -np.inf, x),
-        np.ones(x.size, dtype=np.int32),
-        (real & isnan).astype(np.int32),
-    )
+    x[isnan] = -np.inf
+    # positions fit in int8 (windows are at most PAD = 64 long)
+    base = (x, np.ones(x.size, dtype=np.int8), ((grid.age >= 0) & isnan).astype(np.int8))
     parts = _tree(base, windows, _combine_argmax)
     out = {}
     for w, (val, pos, first_nan) in parts.items():
         n_pad = np.maximum(w - 1 - grid.age, 0)  # window cells before the instrument's first day
-        res = np.where(first_nan > 0, first_nan, pos) - n_pad
+        res = np.where(first_nan > 0, first_nan, pos).astype(np.int32) - n_pad
         out[w] = np.where(val == -np.inf, np.nan, res.astype(np.float64))
     return out
 
 
 def rolling_idxmin(x: np.ndarray, grid: Grid, windows: Sequence[int] = WINDOWS) -> dict[int, np.ndarray]:
     """``IdxMin(x, W)``: as ``rolling_idxmax`` for the minimum."""
-    return rolling_idxmax(-as_rolling_input(x), grid, windows)
+    return rolling_idxmax(x, grid, windows, negate=True)
 
 
 # ---------------------------------------------------------------- Rank, Quantile
@@ -289,28 +327,67 @@ def rolling_rank(x: np.ndarray, windows: Sequence[int] = WINDOWS) -> dict[int, n
     return out
 
 
+# Windows up to this length are sorted with a comparator network over whole columns instead of row by row.
+_NETWORK_MAX = 10
+
+
+def sorting_network(n: int) -> list[tuple[int, int]]:
+    """Comparators (i, j), i < j, of Batcher's odd-even merge sort for ``n`` inputs (any n, not only powers of
+    two): applying ``min`` to i and ``max`` to j in order sorts the inputs ascending."""
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k - 1, n - j - k - 1) + 1):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+def _sorted_columns(x_inf: np.ndarray, cells: np.ndarray, w: int) -> list[np.ndarray]:
+    """The w values of each window ending at ``cells``, sorted ascending, as w column arrays (NaN as +inf)."""
+    cols = [np.take(x_inf, cells - (w - 1 - k), mode="clip") for k in range(w)]
+    spare = np.empty_like(cols[0])
+    for i, j in sorting_network(w):
+        np.minimum(cols[i], cols[j], out=spare)
+        np.maximum(cols[i], cols[j], out=cols[j])
+        cols[i], spare = spare, cols[i]
+    return cols
+
+
 def rolling_quantiles(
-    x: np.ndarray, cells: np.ndarray, qs: Sequence[float], windows: Sequence[int] = WINDOWS, block: int = 262144
+    x: np.ndarray, cells: np.ndarray, qs: Sequence[float], windows: Sequence[int] = WINDOWS, block: int = 65536
 ) -> dict[int, list[np.ndarray]]:
     """``Quantile(x, W, q)`` for each q, evaluated only at ``cells``: linear interpolation between the sorted
     non-NaN values at position q*(n-1), like pandas' rolling quantile."""
-    # float32 input sorts several times faster (SIMD) and holds the same values; arithmetic is float64
+    # float32 input sorts faster and holds the same values; arithmetic is float64. NaN (and +-inf, which pandas
+    # treats as NaN) become +inf so that they sort last.
     x32 = x.astype(np.float32)
-    x32[np.isinf(x32)] = np.nan
+    x32[~np.isfinite(x32)] = np.inf
     out: dict[int, list[np.ndarray]] = {}
     for w in windows:
         res = [np.empty(cells.size) for _ in qs]
         for lo in range(0, cells.size, block):
-            win = _gather_windows(x32, cells[lo : lo + block], w)
-            win.sort(axis=1)  # NaN sorts last
-            n = w - np.count_nonzero(np.isnan(win), axis=1)
+            part = cells[lo : lo + block]
+            if w <= _NETWORK_MAX:
+                cols = _sorted_columns(x32, part, w)
+                n = w - sum((c == np.inf).view(np.int8) for c in cols).astype(np.int64)
+            else:
+                win = _gather_windows(x32, part, w)
+                win.sort(axis=1)
+                cols = None
+                n = w - np.count_nonzero(win == np.inf, axis=1)
             partial = np.flatnonzero(n < w)
             for q, dest in zip(qs, res, strict=True):
-                part = dest[lo : lo + block]
+                target = dest[lo : lo + block]
                 # full windows (the bulk) share one interpolation position
-                part[:] = _interpolate(win, q * (w - 1))
+                target[:] = _interpolate(cols if cols is not None else win, q * (w - 1), cols is not None)
                 if partial.size:
-                    sub = win[partial]
+                    sub = np.stack([c[partial] for c in cols], axis=1) if cols is not None else win[partial]
                     rows = np.arange(partial.size)
                     idx = q * (n[partial] - 1)
                     below = np.floor(idx).astype(np.int64)
@@ -318,18 +395,24 @@ def rolling_quantiles(
                     v_hi = sub[rows, np.clip(below + 1, 0, w - 1)].astype(np.float64)
                     with np.errstate(invalid="ignore"):
                         val = np.where(idx == below, v_lo, v_lo + (v_hi - v_lo) * (idx - below))
-                    part[partial] = np.where(n[partial] > 0, val, np.nan)
+                    target[partial] = np.where(n[partial] > 0, val, np.nan)
         out[w] = res
     return out
 
 
-def _interpolate(sorted_win: np.ndarray, idx: float) -> np.ndarray:
+def _interpolate(sorted_values: np.ndarray | list[np.ndarray], idx: float, columns: bool) -> np.ndarray:
+    """Linear interpolation at position ``idx`` of sorted windows, given as rows or as a list of columns."""
     below = int(np.floor(idx))
-    v_lo = sorted_win[:, below].astype(np.float64)
+
+    def at(k: int) -> np.ndarray:
+        return (sorted_values[k] if columns else sorted_values[:, k]).astype(np.float64)
+
+    v_lo = at(below)
     if idx == below:
         return v_lo
-    v_hi = sorted_win[:, below + 1].astype(np.float64)
-    return v_lo + (v_hi - v_lo) * (idx - below)
+    v_hi = at(below + 1)
+    with np.errstate(invalid="ignore"):
+        return v_lo + (v_hi - v_lo) * (idx - below)
 
 
 # ---------------------------------------------------------------- Slope, Rsquare, Resi
@@ -350,20 +433,22 @@ def _combine_lagged(out: Arrays, new: Arrays, old: Arrays, a: int, b: int) -> No
 
 def rolling_regression(
     y: np.ndarray, grid: Grid, windows: Sequence[int] = WINDOWS
-) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(``Slope``, ``Rsquare``, ``Resi``) of y on positions 1..W (the newest at W), NaN elements left out.
+) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(``Slope``, ``Rsquare``, ``Resi``, ``Mean``, ``Std``) of y over each window; the regression is on
+    positions 1..W (the newest at W) with NaN elements left out.
 
-    Rsquare is before Qlib's std mask (see ``std_is_zero``). All three are NaN with fewer than two values in
-    the window; Resi is also NaN when today's value is NaN.
+    Rsquare is before Qlib's std mask (see ``std_is_zero``). Slope, Rsquare and Resi are NaN with fewer than two
+    values in the window; Resi is also NaN when today's value is NaN.
     """
     y = as_rolling_input(y)
-    ok = ~np.isnan(y)
-    z = np.where(ok, y - segment_center(y, grid), 0.0)
-    base = (np.stack([ok.astype(np.float64), z, z * z]), np.zeros((2, y.size)), np.zeros((1, y.size)))
+    ok, z = _centred(y, grid)
+    m = ok.astype(np.float64)
+    # rows: count, centred sum, centred squares, raw sum; lag-weighted sums of the first two; lag^2 of the first
+    base = (np.stack([m, z, z * z, np.where(ok, y, 0.0)]), np.zeros((2, y.size)), np.zeros((1, y.size)))
     parts = _tree(base, windows, _combine_lagged)
     out = {}
     for w, (s, lag, quad) in parts.items():
-        n, sz, szz = s
+        n, sz, szz, total = s
         ln, lz = lag
         sx = w * n - ln  # positions are x = w - lag
         sxx = w * w * n - 2 * w * ln + quad[0]
@@ -373,7 +458,8 @@ def rolling_regression(
             dz = szz - sz * sz / n
             dxz = (w * sz - lz) - mean_x * sz
             dev = z - sz / n  # today's value minus the window mean
-        bad = _real(np.flatnonzero((n >= 2) & (dz <= _CANCEL * szz)), grid)
+            mean = np.where(n > 0, total / n, np.nan)
+        bad = _cancelled(n, dz, szz, grid)
         if bad.size:
             dx[bad], dz[bad], dxz[bad], mean_x[bad], dev[bad] = _exact_regression(y, bad, w)
         enough = n >= 2
@@ -381,7 +467,7 @@ def rolling_regression(
             slope = np.where(enough, dxz / dx, np.nan)
             rsq = np.where(enough, (dxz * dxz) / (dx * dz), np.nan)
             resi = np.where(enough & ok, dev - slope * (w - mean_x), np.nan)
-        out[w] = (slope, rsq, resi)
+        out[w] = (slope, rsq, resi, mean, _std(dz, n))
     return out
 
 
@@ -391,10 +477,10 @@ def _exact_regression(y: np.ndarray, cells: np.ndarray, w: int) -> Arrays:
     m = ~np.isnan(win)
     n = m.sum(axis=1)
     pos = np.broadcast_to(np.arange(1, w + 1, dtype=np.float64), win.shape)
+    flat = _constant(win)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_x = np.where(m, pos, 0.0).sum(axis=1) / n
         mean_y = np.nanmean(win, axis=1)
-        flat = np.nanmax(win, axis=1) == np.nanmin(win, axis=1)
         ex = np.where(m, pos - mean_x[:, None], 0.0)
         ey = np.where(m, win - mean_y[:, None], 0.0)
     ey[flat] = 0.0
@@ -405,30 +491,68 @@ def _exact_regression(y: np.ndarray, cells: np.ndarray, w: int) -> Arrays:
 # ---------------------------------------------------------------- Corr
 
 
-def rolling_corr(x: np.ndarray, y: np.ndarray, grid: Grid, windows: Sequence[int] = WINDOWS) -> dict[int, np.ndarray]:
+def rolling_corr(
+    x: np.ndarray,
+    y: np.ndarray,
+    grid: Grid,
+    windows: Sequence[int] = WINDOWS,
+    side_std: tuple[bool, bool] = (True, True),
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray] | None, dict[int, np.ndarray] | None]:
     """Pairwise-complete Pearson correlation (pandas ``rolling.corr``): rows where either side is NaN/inf are
-    dropped; NaN with fewer than two pairs or a constant side. Qlib's std mask is applied by the caller."""
+    dropped; NaN with fewer than two pairs or a constant side. Qlib's std mask is applied by the caller.
+
+    Also returns each side's own ``Std`` over its own non-NaN values (what Qlib's mask uses), computed in the
+    same pass, for the sides flagged in ``side_std`` (None for the others).
+    """
     x = as_rolling_input(x)
     y = as_rolling_input(y)
-    ok = ~(np.isnan(x) | np.isnan(y))
-    x = np.where(ok, x, np.nan)
-    y = np.where(ok, y, np.nan)
-    zx = np.where(ok, x - segment_center(x, grid), 0.0)
-    zy = np.where(ok, y - segment_center(y, grid), 0.0)
-    sums = window_sums(np.stack([ok.astype(np.float64), zx, zy, zx * zx, zy * zy, zx * zy]), windows)
-    out = {}
-    for w, (n, sx, sy, sxx, syy, sxy) in sums.items():
+    ok_x, ok_y = ~np.isnan(x), ~np.isnan(y)
+    ok = ok_x & ok_y
+    rows = [ok.astype(np.float64)]
+    pair_x, pair_y = np.where(ok, x, np.nan), np.where(ok, y, np.nan)
+    _, zx = _centred(pair_x, grid)
+    _, zy = _centred(pair_y, grid)
+    rows += [zx, zy, zx * zx, zy * zy, zx * zy]
+    # a side whose own NaN pattern is the pair's has its std in the pair sums; otherwise add its own rows
+    own: list[tuple[int, np.ndarray] | None] = []
+    for want, values, mask in ((side_std[0], x, ok_x), (side_std[1], y, ok_y)):
+        if not want or np.array_equal(mask, ok):
+            own.append(None)
+            continue
+        _, z = _centred(values, grid)
+        own.append((len(rows), values))
+        rows += [mask.astype(np.float64), z, z * z]
+    sums = window_sums(np.stack(rows), windows)
+    del rows
+    corr: dict[int, np.ndarray] = {}
+    stds: list[dict[int, np.ndarray] | None] = [{} if side_std[0] else None, {} if side_std[1] else None]
+    for w, s in sums.items():
+        n, sx, sy, sxx, syy, sxy = s[:6]
         with np.errstate(divide="ignore", invalid="ignore"):
             dxx = sxx - sx * sx / n
             dyy = syy - sy * sy / n
             dxy = sxy - sx * sy / n
-        bad = _real(np.flatnonzero((n >= 2) & ((dxx <= _CANCEL * sxx) | (dyy <= _CANCEL * syy))), grid)
+        bad = np.union1d(_cancelled(n, dxx, sxx, grid), _cancelled(n, dyy, syy, grid))
         if bad.size:
-            dxx[bad], dyy[bad], dxy[bad] = _exact_cov(x, y, bad, w)
+            dxx[bad], dyy[bad], dxy[bad] = _exact_cov(pair_x, pair_y, bad, w)
         with np.errstate(divide="ignore", invalid="ignore"):
             r = dxy / np.sqrt(dxx * dyy)
-        out[w] = np.where((n >= 2) & (dxx > 0) & (dyy > 0), r, np.nan)
-    return out
+        corr[w] = np.where((n >= 2) & (dxx > 0) & (dyy > 0), r, np.nan)
+        for k, (side, pair_ss) in enumerate(((own[0], dxx), (own[1], dyy))):
+            if stds[k] is None:
+                continue
+            if side is None:  # same pattern as the pair
+                stds[k][w] = _std(pair_ss, n)
+                continue
+            at, values = side
+            n_own, s1, s2 = s[at], s[at + 1], s[at + 2]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ss = s2 - s1 * (s1 / n_own)
+            fix = _cancelled(n_own, ss, s2, grid)
+            if fix.size:
+                ss[fix] = _exact_ss(values, fix, w)
+            stds[k][w] = _std(ss, n_own)
+    return corr, stds[0], stds[1]
 
 
 def _exact_cov(x: np.ndarray, y: np.ndarray, cells: np.ndarray, w: int) -> Arrays:
@@ -437,6 +561,6 @@ def _exact_cov(x: np.ndarray, y: np.ndarray, cells: np.ndarray, w: int) -> Array
     with np.errstate(invalid="ignore"):
         ex = wx - np.nanmean(wx, axis=1, keepdims=True)
         ey = wy - np.nanmean(wy, axis=1, keepdims=True)
-        ex[np.nanmax(wx, axis=1) == np.nanmin(wx, axis=1)] = 0.0
-        ey[np.nanmax(wy, axis=1) == np.nanmin(wy, axis=1)] = 0.0
+    ex[_constant(wx)] = 0.0
+    ey[_constant(wy)] = 0.0
     return np.nansum(ex * ex, axis=1), np.nansum(ey * ey, axis=1), np.nansum(ex * ey, axis=1)

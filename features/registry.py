@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
 import polars as pl
 
 from features import alpha158, alpha360, labels
-from features.calendar_grid import CalendarLike, DateLike, Grid, build_grids, empty_frame
+from features.calendar_grid import CalendarLike, DateLike, FrameBuilder, Grid, Sink, build_layout, empty_frame
 
 
 @dataclass(frozen=True)
@@ -22,7 +21,7 @@ class FeatureSet:
     required: Sequence[str]
     lookback: int  # trading days of history needed before the first output day
     horizon: int  # trading days of future bars read after the last output day
-    make: Callable[[Grid], Iterator[tuple[str, np.ndarray | None]]]
+    make: Callable[[Grid, Sink], None]  # writes every column of one chunk into the sink
     chunk_cells: int  # cells per group of instruments: small keeps rolling temporaries in cache
 
 
@@ -38,14 +37,14 @@ def default_threads() -> int:
 FEATURE_SETS: dict[str, FeatureSet] = {
     "alpha158": FeatureSet(
         "alpha158", alpha158.ALPHA158_COLUMNS, alpha158.FIELDS, alpha158.REQUIRED, alpha158.LOOKBACK, 0,
-        alpha158.alpha158_columns, 50_000,
+        alpha158.write_alpha158, 50_000,
     ),
     "alpha360": FeatureSet(
         "alpha360", alpha360.ALPHA360_COLUMNS, alpha360.FIELDS, alpha360.REQUIRED, alpha360.LOOKBACK, 0,
-        alpha360.alpha360_columns, 400_000,
+        alpha360.write_alpha360, 100_000,
     ),
     "label": FeatureSet(
-        "label", labels.LABEL_COLUMNS, labels.FIELDS, labels.REQUIRED, 0, labels.HORIZON, labels.label_columns,
+        "label", labels.LABEL_COLUMNS, labels.FIELDS, labels.REQUIRED, 0, labels.HORIZON, labels.write_labels,
         1_000_000,
     ),
 }  # fmt: skip
@@ -80,10 +79,13 @@ def compute_features(
     """Feature set ``name`` ("alpha158", "alpha360" or "label") as instrument, date, <columns> (Float32).
 
     One row per calendar day from each instrument's first to last bar date (days without a bar included, as in
-    Qlib), limited to [start, end], sorted by (instrument, date). Values at ``start`` equal a full-history
-    computation when ``bars`` holds at least ``lookback(name)`` trading days before it (and, for the label,
-    ``label_horizon()`` days after ``end``). An instrument's rows begin at its first bar in ``bars``, so history
-    cut inside a run of missing rows shortens that run. Qlib's NaN is null; +-inf is kept.
+    Qlib), limited to [start, end], sorted by (instrument, date). Qlib's NaN is null; +-inf is kept.
+
+    History: values at ``start`` equal a full-history run when ``bars`` holds at least ``lookback(name)``
+    trading days before it (and, for the label, ``label_horizon()`` days after ``end``). ``bars`` may be a
+    LazyFrame over all history: only that date range is materialised, and each instrument's first/last day still
+    come from all of it. If ``bars`` is itself cut, an instrument whose cut falls inside a run of missing days
+    starts at its first bar after the cut (that run is then treated as "before listing").
 
     Groups of instruments are computed on ``n_threads`` threads (default: ``default_threads()``).
     """
@@ -91,22 +93,24 @@ def compute_features(
     threads = default_threads() if n_threads is None else int(n_threads)
     if threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    grids = build_grids(
+    layout = build_layout(
         bars, calendar, spec.fields, spec.required, start, end,
         lookback=spec.lookback, horizon=spec.horizon, chunk_cells=spec.chunk_cells,
     )  # fmt: skip
+    if layout.n_rows == 0:
+        return empty_frame(spec.columns)
+    builder = FrameBuilder(layout, spec.columns)
 
-    def run(grid: Grid) -> pl.DataFrame:
-        return grid.frame(spec.make(grid))
+    def run(grid: Grid) -> None:
+        spec.make(grid, builder.sink(grid))
 
     if threads == 1:
-        frames = [run(grid) for grid in grids]
+        for grid in layout.grids:
+            run(grid)
     else:
         with ThreadPoolExecutor(threads) as pool:
-            frames = list(pool.map(run, grids))
-    if not frames:
-        return empty_frame(spec.columns)
-    return pl.concat(frames, how="vertical", rechunk=False)
+            list(pool.map(run, layout.grids))
+    return builder.frame()
 
 
 def compute_alpha158(

@@ -88,7 +88,7 @@ def plan_daily_run(
     calendar = open_source(settings.source, settings.on_bad_file).calendar()
     if today not in calendar:
         return dg.SkipReason(f"{today} is not a trading day of {settings.source}")
-    start = max(calendar[0], today - dt.timedelta(days=refresh_days))
+    start = min(d for d in calendar if d >= today - dt.timedelta(days=refresh_days))
     position = calendar.index(today)
     job = "daily_retrain" if position % retrain_every == 0 else "daily_update"
     return dg.RunRequest(

@@ -104,6 +104,21 @@ def backtest_scores(args: argparse.Namespace, settings: Settings | None = None) 
     return evaluation_summary(signal.metrics, result.metrics)
 
 
+def snap_to_calendar(calendar: list[dt.date], start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+    """The first and last trading days inside [start, end] (default: the whole history); they are partition
+    keys. An end past the calendar (a day whose bars are not in yet) is kept when it is a weekday."""
+    start = start or calendar[0]
+    end = end or calendar[-1]
+    if end < start:
+        raise SystemExit(f"--end {end} is before --start {start}")
+    inside = [d for d in calendar if start <= d <= end]
+    if end > calendar[-1] and end.weekday() < 5:
+        return (inside[0] if inside else end), end
+    if not inside:
+        raise SystemExit(f"no trading day of the source between {start} and {end}")
+    return inside[0], inside[-1]
+
+
 def materialize(
     select: str,
     start: dt.date | None,
@@ -117,11 +132,7 @@ def materialize(
     settings = settings or Settings.from_env()
     defs = build_definitions(settings)
     calendar = _open_cached(settings.source, settings.on_bad_file).calendar()
-    # Partition keys run from the first trading day; earlier dates hold nothing to build.
-    start = max(start or calendar[0], calendar[0])
-    end = end or calendar[-1]
-    if end < start:
-        raise SystemExit(f"--end {end} is before --start {start}")
+    start, end = snap_to_calendar(calendar, start, end)
     selection = dg.AssetSelection.from_string(select)
     repo = defs.get_repository_def()
     asset_graph = repo.asset_graph

@@ -5,13 +5,35 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.bars import build_bars_asset, build_bars_checks, calendar, universe
+from assets.evaluation import build_evaluation_assets
 from assets.features import build_feature_assets
+from assets.models import build_model_assets
+from models.config import model_config_names
+from pipeline.automation import build_jobs, build_schedule, build_sensor
 from pipeline.partitions import daily_partitions
-from pipeline.resources import ComputeResource, MarketSourceResource, SegmentsResource, WarehouseResource, _open_cached
+from pipeline.resources import (
+    ComputeResource,
+    MarketSourceResource,
+    SegmentsResource,
+    WarehouseResource,
+    _open_cached,
+)
+from pipeline.segments import parse_segments
 from pipeline.settings import Settings
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    segments = SegmentsResource()
+    if settings.segments:
+        seg = parse_segments(settings.segments)
+        segments = SegmentsResource(
+            train_start=seg.train[0].isoformat(),
+            train_end=seg.train[1].isoformat(),
+            valid_start=seg.valid[0].isoformat(),
+            valid_end=seg.valid[1].isoformat(),
+            test_start=seg.test[0].isoformat(),
+            test_end=seg.test[1].isoformat(),
+        )
     return {
         "warehouse": WarehouseResource(path=settings.warehouse),
         "source": MarketSourceResource(
@@ -21,7 +43,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             on_bad_file=settings.on_bad_file,
         ),
         "compute": ComputeResource(device=settings.device, profile=settings.profile),
-        "segments": SegmentsResource(),
+        "segments": segments,
     }
 
 
@@ -30,10 +52,20 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     source = _open_cached(settings.source, settings.on_bad_file)
     source.check_universe(settings.universe)
     partitions = daily_partitions(source.calendar()[0], settings.timezone)
-    assets = [calendar, universe, build_bars_asset(partitions), *build_feature_assets(partitions)]
-    checks = build_bars_checks()
+    models = list(model_config_names())
+    assets = [
+        calendar,
+        universe,
+        build_bars_asset(partitions),
+        *build_feature_assets(partitions),
+        *build_model_assets(partitions, settings.profile),
+        *build_evaluation_assets(models),
+    ]
     return dg.Definitions(
         assets=assets,
-        asset_checks=checks,
+        asset_checks=build_bars_checks(),
+        jobs=build_jobs(models),
+        schedules=[build_schedule(settings)],
+        sensors=[build_sensor(settings)],
         resources=build_resources(settings),
     )

@@ -23,6 +23,12 @@ concurrency:
 """
 
 
+def configure_event_log() -> None:
+    """A backfill range run records one planned event per asset instead of one per partition (Dagster's own
+    switch), which keeps a run over years of daily partitions from spending minutes in the event log."""
+    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
+
+
 def ensure_dagster_home() -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or REPO_ROOT / ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -30,6 +36,7 @@ def ensure_dagster_home() -> Path:
     if not config.exists():
         config.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
+    configure_event_log()
     return home
 
 

@@ -1,14 +1,24 @@
-"""Daily date partitions over the source's history, in the market's time zone."""
+"""Date partitions: one per weekday of the source's history, in the market's time zone."""
 
 import datetime as dt
 
 import dagster as dg
 
+# Weekdays, not every calendar day: markets do not trade on weekends, and each partition of a range costs
+# the event log an entry per asset. Holidays remain as partitions that hold no trading day: they succeed
+# and write nothing.
+TRADING_WEEKDAYS_CRON = "0 0 * * 1-5"
 
-def daily_partitions(first_day: dt.date, timezone: str) -> dg.DailyPartitionsDefinition:
-    # Partitions run up to today so a daily run can ask for today's bars; days the source's calendar does
-    # not list (weekends, holidays, days after the data ends) are empty partitions, not failures.
-    return dg.DailyPartitionsDefinition(start_date=first_day.isoformat(), timezone=timezone, end_offset=1)
+
+def daily_partitions(first_day: dt.date, timezone: str) -> dg.TimeWindowPartitionsDefinition:
+    # Partitions run up to today so that a daily run can ask for today's bars.
+    return dg.TimeWindowPartitionsDefinition(
+        start=first_day.isoformat(),
+        cron_schedule=TRADING_WEEKDAYS_CRON,
+        fmt="%Y-%m-%d",
+        timezone=timezone,
+        end_offset=1,
+    )
 
 
 def window_dates(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:

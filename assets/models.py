@@ -1,0 +1,171 @@
+"""Group ``models``: fitted data handlers (processed datasets), one training asset per model configuration
+and one daily-partitioned scoring asset per model, all made by factories."""
+
+import dataclasses
+from typing import Any
+
+import dagster as dg
+import pydantic
+
+from models.config import ModelConfig, get_model_config, model_config_names
+from models.workflow import (
+    HANDLER_FEATURE_SET,
+    fit_and_store_handler,
+    latest_labelled_day,
+    score_window,
+    train_and_store,
+)
+from pipeline.metadata import line_plot_markdown
+from pipeline.partitions import window_dates
+from pipeline.profiles import profile_overrides
+from pipeline.resources import ComputeResource, SegmentsResource, WarehouseResource
+from warehouse.feature_tables import FEATURE_TABLES, trading_days
+
+GROUP_DATA = "features"
+GROUP = "models"
+HANDLERS = ("alpha360_rnn", "alpha158_20")
+
+
+def _segments(warehouse: WarehouseResource, segments: SegmentsResource):
+    wh = warehouse.get()
+    return segments.resolve(trading_days(wh), latest_labelled_day(wh))
+
+
+def build_dataset_asset(handler: str) -> dg.AssetsDefinition:
+    feature_table = FEATURE_TABLES[HANDLER_FEATURE_SET[handler]]
+
+    @dg.asset(
+        name=f"dataset_{handler}",
+        group_name=GROUP_DATA,
+        code_version="1",
+        kinds={"polars", "duckdb"},
+        deps=[feature_table, "labels", "universe"],
+        description=f"The `{handler}` data handler: its processors fitted on the fit window (the train segment), "
+        "statistics stored in table `handlers` so that training and scoring apply the same transform.",
+    )
+    def _dataset(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, segments: SegmentsResource
+    ) -> dg.MaterializeResult:
+        seg = _segments(warehouse, segments)
+        fit = fit_and_store_handler(warehouse.get(), handler, seg)
+        context.log.info(f"{handler}: fitted on {fit.fit_start}..{fit.fit_end}, version {fit.version}")
+        return dg.MaterializeResult(
+            metadata={
+                "handler_version": fit.version,
+                "fit_window": f"{fit.fit_start}..{fit.fit_end}",
+                "rows_in_fit_window": fit.rows,
+                "segments": seg.describe(),
+                "processors": dg.MetadataValue.md(fit.fitted.summary()),
+            },
+            data_version=dg.DataVersion(fit.version),
+        )
+
+    return _dataset
+
+
+def model_config_class(name: str, base: ModelConfig) -> type[dg.Config]:
+    """A Launchpad form with every hyperparameter of ``name``, defaulting to the benchmark's values."""
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(base):
+        value = getattr(base, f.name)
+        annotation = type(value) if value is not None else (int | None)
+        fields[f.name] = (annotation, pydantic.Field(default=value))
+    return pydantic.create_model(f"{name.title().replace('_', '')}TrainingConfig", __base__=dg.Config, **fields)
+
+
+def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
+    base = get_model_config(name, **profile_overrides(profile, name))
+    config_cls = model_config_class(name, base)
+    feature_table = FEATURE_TABLES[HANDLER_FEATURE_SET[base.handler]]
+
+    @dg.asset(
+        name=f"model_{name}",
+        group_name=GROUP,
+        code_version="1",
+        kinds={"pytorch"},
+        pool="training",
+        deps=[f"dataset_{base.handler}", feature_table, "labels"],
+        description=f"Trains `{name}` ({base.model.upper()} on {base.handler}, {base.layout} view) on the "
+        "train segment with early stopping on valid; stores the artifact (weights, config, processor statistics) "
+        "and registers it in table `models`.",
+    )
+    def _model(
+        context: dg.AssetExecutionContext,
+        config: config_cls,  # type: ignore[valid-type]
+        warehouse: WarehouseResource,
+        segments: SegmentsResource,
+        compute: ComputeResource,
+    ) -> dg.MaterializeResult:
+        cfg = ModelConfig.from_dict(config.model_dump())
+        seg = _segments(warehouse, segments)
+        trained = train_and_store(
+            warehouse.get(), warehouse.artifact_dir, name, cfg, seg, device=compute.device, log=context.log.info
+        )
+        r = trained.result
+        curves = {
+            "train loss": [h["train_loss"] for h in r.history],
+            "valid loss": [h["valid_loss"] for h in r.history],
+        }
+        return dg.MaterializeResult(
+            metadata={
+                "model_version": trained.version,
+                "artifact": dg.MetadataValue.path(str(trained.path)),
+                "device": r.device,
+                "parameters": r.n_parameters,
+                "epochs_run": r.epochs_run,
+                "best_epoch": r.best_epoch,
+                "best_valid_score": float(r.best_score),
+                "wall_time_s": round(r.wall_time_s, 2),
+                "samples_per_s": round(r.samples_per_s, 1),
+                "train_samples": trained.n_train,
+                "valid_samples": trained.n_valid,
+                "segments": seg.describe(),
+                "handler_version": trained.handler_version,
+                "loss_curves": dg.MetadataValue.md(line_plot_markdown(curves, "epoch", "loss")),
+            },
+            data_version=dg.DataVersion(trained.version),
+        )
+
+    return _model
+
+
+def build_predictions_asset(name: str, profile: str, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    base = get_model_config(name, **profile_overrides(profile, name))
+    feature_table = FEATURE_TABLES[HANDLER_FEATURE_SET[base.handler]]
+    # the sequence view reads step_len (20) trading days of history
+    lookback = dg.TimeWindowPartitionMapping(start_offset=-30, end_offset=0)
+
+    @dg.asset(
+        name=f"predictions_{name}",
+        group_name=GROUP,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool="warehouse",
+        code_version="1",
+        kinds={"pytorch", "duckdb"},
+        deps=[f"model_{name}", dg.AssetDep(feature_table, partition_mapping=lookback)],
+        description=f"Scores of `{name}`'s registered artifact for each day of the partition window, table "
+        "`predictions(model, model_version, instrument, date, score)`; `model_version` names the artifact.",
+    )
+    def _predictions(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, compute: ComputeResource
+    ) -> dg.MaterializeResult:
+        start, end = window_dates(context)
+        report = score_window(warehouse.get(), name, start, end, device=compute.device)
+        return dg.MaterializeResult(
+            metadata={
+                "model_version": report.version,
+                "rows": report.rows,
+                "date_range": f"{start}..{end}",
+                "seconds": round(report.seconds, 3),
+            }
+        )
+
+    return _predictions
+
+
+def build_model_assets(partitions: dg.PartitionsDefinition, profile: str) -> list[dg.AssetsDefinition]:
+    assets = [build_dataset_asset(h) for h in HANDLERS]
+    assets += [build_model_asset(n, profile) for n in model_config_names()]
+    assets += [build_predictions_asset(n, profile, partitions) for n in model_config_names()]
+    return assets

@@ -1,0 +1,118 @@
+"""The recurrent networks of Qlib's LSTM / GRU / ALSTM benchmarks.
+
+Every network takes ``[batch, time, d_feat]`` (oldest step first) and returns ``[batch]``. Qlib's non-TS models
+reshape a flat Alpha360 row inside ``forward``; here that reshape happens once in the batch gather
+(``models.batches``), so one class serves both the flat and the sequence layouts.
+
+Sub-module names and parameter shapes follow Qlib's ``nn.Module`` classes, so a state_dict from one loads into
+the other (``rnn.*`` and ``fc_out.*``; ALSTM adds ``net.fc_in.*`` and ``att_net.att_fc_in.*`` /
+``att_net.att_fc_out.weight``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from models.config import ModelConfig
+
+RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"GRU": nn.GRU, "LSTM": nn.LSTM}
+
+
+def _rnn(kind: str, input_size: int, hidden_size: int, num_layers: int, dropout: float) -> nn.RNNBase:
+    try:
+        klass = RNN_CLASSES[kind.upper()]
+    except KeyError:
+        raise ValueError(f"unknown rnn_type {kind!r}; valid: {sorted(RNN_CLASSES)}") from None
+    # PyTorch warns when dropout > 0 with a single layer (it would have no effect); Qlib passes it anyway.
+    return klass(
+        input_size=input_size,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        batch_first=True,
+        dropout=dropout if num_layers > 1 else 0.0,
+    )
+
+
+class RecurrentNet(nn.Module):
+    """A stacked LSTM or GRU whose last time step feeds ``Linear(hidden, 1)`` (Qlib's LSTMModel / GRUModel)."""
+
+    def __init__(self, rnn_type: str, d_feat: int, hidden_size: int = 64, num_layers: int = 2, dropout: float = 0.0):
+        super().__init__()
+        self.rnn = _rnn(rnn_type, d_feat, hidden_size, num_layers, dropout)
+        self.fc_out = nn.Linear(hidden_size, 1)
+        self.d_feat = d_feat
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)  # [N, T, H]
+        return self.fc_out(out[:, -1, :])[:, 0]
+
+
+class LSTMNet(RecurrentNet):
+    def __init__(self, d_feat: int, hidden_size: int = 64, num_layers: int = 2, dropout: float = 0.0):
+        super().__init__("LSTM", d_feat, hidden_size, num_layers, dropout)
+
+
+class GRUNet(RecurrentNet):
+    def __init__(self, d_feat: int, hidden_size: int = 64, num_layers: int = 2, dropout: float = 0.0):
+        super().__init__("GRU", d_feat, hidden_size, num_layers, dropout)
+
+
+class ALSTMNet(nn.Module):
+    """Qlib's ALSTMModel: input projection, recurrent stack, additive attention over time.
+
+    The output reads the last hidden state and the attention-weighted sum of all hidden states.
+    """
+
+    def __init__(
+        self,
+        d_feat: int,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        rnn_type: str = "GRU",
+    ):
+        super().__init__()
+        half = int(hidden_size / 2)
+        self.net = nn.Sequential()
+        self.net.add_module("fc_in", nn.Linear(d_feat, hidden_size))
+        self.net.add_module("act", nn.Tanh())
+        self.rnn = _rnn(rnn_type, hidden_size, hidden_size, num_layers, dropout)
+        self.fc_out = nn.Linear(hidden_size * 2, 1)
+        self.att_net = nn.Sequential()
+        self.att_net.add_module("att_fc_in", nn.Linear(hidden_size, half))
+        self.att_net.add_module("att_dropout", nn.Dropout(dropout))
+        self.att_net.add_module("att_act", nn.Tanh())
+        self.att_net.add_module("att_fc_out", nn.Linear(half, 1, bias=False))
+        self.att_net.add_module("att_softmax", nn.Softmax(dim=1))  # over the time axis
+        self.d_feat = d_feat
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden, _ = self.rnn(self.net(x))  # [N, T, H]
+        weights = self.att_net(hidden)  # [N, T, 1], sums to 1 over T
+        pooled = (hidden * weights).sum(dim=1)  # [N, H]
+        return self.fc_out(torch.cat((hidden[:, -1, :], pooled), dim=1))[:, 0]
+
+
+def build_network(config: ModelConfig) -> nn.Module:
+    """The untrained network described by ``config`` (PyTorch default initialisation, as Qlib)."""
+    common = {
+        "d_feat": config.d_feat,
+        "hidden_size": config.hidden_size,
+        "num_layers": config.num_layers,
+        "dropout": config.dropout,
+    }
+    if config.model == "lstm":
+        return LSTMNet(**common)
+    if config.model == "gru":
+        return GRUNet(**common)
+    if config.model == "alstm":
+        return ALSTMNet(**common, rnn_type=config.rnn_type)
+    raise ValueError(f"unknown model type {config.model!r}; valid: ['alstm', 'gru', 'lstm']")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
