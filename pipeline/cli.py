@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import socket
 import sys
 
 import dagster as dg
@@ -146,13 +148,38 @@ def materialize(
             "dagster/asset_partition_range_start": start.isoformat(),
             "dagster/asset_partition_range_end": end.isoformat(),
         }
+    tags.update({"pipeline/host": socket.gethostname(), "pipeline/pid": str(os.getpid())})
+    instance = instance or persistent_instance()
+    release_dead_runs(instance)
     return dg.materialize(
         assets=list(defs.assets or []) + list(defs.asset_checks or []),
         selection=selection,
         resources=defs.resources,
-        instance=instance or persistent_instance(),
+        instance=instance,
         tags=tags,
     )
+
+
+def release_dead_runs(instance: dg.DagsterInstance) -> None:
+    """Headless runs whose process died (SIGKILL, out of memory) stay STARTED and keep their pool slots, which
+    would block every later run: mark them failed and free their slots."""
+    host = socket.gethostname()
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING], tags={"pipeline/host": host}
+        )
+    )
+    for run in runs:
+        pid = int(run.tags.get("pipeline/pid") or 0)
+        try:
+            os.kill(pid, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        instance.report_run_failed(run, f"process {pid} on {host} no longer exists")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
 
 
 def print_summary(settings: Settings | None = None) -> None:

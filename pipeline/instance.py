@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -34,12 +35,17 @@ def ensure_dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(DAGSTER_YAML)
+        tmp = config.with_name(f".dagster.yaml.{os.getpid()}")
+        tmp.write_text(DAGSTER_YAML)
+        os.replace(tmp, config)  # atomic: no reader sees a half-written file
     os.environ["DAGSTER_HOME"] = str(home)
     configure_event_log()
     return home
 
 
 def persistent_instance() -> dg.DagsterInstance:
-    ensure_dagster_home()
-    return dg.DagsterInstance.get()
+    home = ensure_dagster_home()
+    # Two processes creating a fresh instance's SQLite storage at once race ("table runs already exists").
+    with open(home / ".instance.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return dg.DagsterInstance.get()

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import io
 from collections.abc import Mapping, Sequence
 
 import polars as pl
 
-
-def png_markdown(png: bytes, alt: str = "plot") -> str:
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+from evaluation.plots import png_markdown
 
 
 def line_plot_png(

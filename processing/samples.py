@@ -47,9 +47,7 @@ class SampleSet:
         if self.rows.ndim != 2:
             raise ValueError(f"rows must be 2-D [n_rows, n_row_features], got shape {self.rows.shape}")
         if self.rows.shape[1] % self.d_feat:
-            raise ValueError(
-                f"{self.rows.shape[1]} row features do not split into d_feat={self.d_feat} blocks"
-            )
+            raise ValueError(f"{self.rows.shape[1]} row features do not split into d_feat={self.d_feat} blocks")
         if self.layout == "flat" and self.windows.shape[1] != 1:
             raise ValueError("a flat sample set has step_len 1")
 

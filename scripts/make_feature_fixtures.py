@@ -198,7 +198,7 @@ def main() -> int:
         # parquet keeps NaN and +-inf in float columns, so Qlib's missing values stay NaN (not null)
         frame.write_parquet(OUT / f"qlib_{name}.parquet", compression="zstd", compression_level=19)
     for path in sorted(OUT.glob("*.parquet")):
-        print(f"{path.relative_to(REPO)}: {path.stat().st_size / 1e6:.2f} MB")
+        print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
     print(f"bars: {bars.height} rows, {bars['instrument'].n_unique()} instruments; rows per set:",
           {k: v.height for k, v in results.items()})  # fmt: skip
     return 0

@@ -13,6 +13,8 @@ from features import compute_features, label_horizon, lookback
 from warehouse.store import Warehouse
 
 FEATURE_TABLES = {"alpha158": "features_alpha158", "alpha360": "features_alpha360", "label": "labels"}
+# Trading days before a window whose missing suspension rows a window run adds (see build_feature_window).
+GAP_FILL_DAYS = 80
 BAR_FIELDS = ["instrument", "date", "open", "high", "low", "close", "volume", "vwap"]
 
 
@@ -53,7 +55,11 @@ def build_feature_window(warehouse: Warehouse, feature_set: str, start: dt.date,
     calendar = trading_days(warehouse)
     before = lookback(feature_set) if feature_set != "label" else 0
     after = label_horizon() if feature_set == "label" else 0
-    first, last = history_bounds(calendar, start, end, before, after)
+    # A suspension that runs into this window gives rows to days *before* it (an instrument has rows up to
+    # its latest bar), which an earlier run could not know. The run therefore also computes the
+    # GAP_FILL_DAYS before its window and adds the rows missing there; existing rows are left as they are.
+    gap_start, _ = history_bounds(calendar, start, start, GAP_FILL_DAYS, 0)
+    first, last = history_bounds(calendar, gap_start, end, before, after)
     cols = ", ".join(BAR_FIELDS)
     # Like Qlib, an instrument has a row on every trading day from its first to its last bar, suspended days
     # included. Its nearest bars before and after the window keep a suspension at either edge inside that
@@ -74,8 +80,14 @@ def build_feature_window(warehouse: Warehouse, feature_set: str, start: dt.date,
     lo_bar = bars["date"].min() if bars.height else first
     hi_bar = bars["date"].max() if bars.height else last
     window_cal = [d for d in calendar if min(first, lo_bar) <= d <= max(last, hi_bar)]
-    frame = compute_features(feature_set, bars, window_cal, start=start, end=end)
-    rows = warehouse.replace(table, frame, date_range=(start, end), key=("instrument", "date"))
+    frame = compute_features(feature_set, bars, window_cal, start=gap_start, end=end)
+    # The labels of the last `after` trading days before the window read this window's bars: recompute them.
+    write_start, _ = history_bounds(calendar, start, start, after, 0)
+    gap = frame.filter(pl.col("date") < write_start)
+    frame = frame.filter(pl.col("date") >= write_start)
+    rows = warehouse.replace(
+        table, frame, date_range=(write_start, end), key=("instrument", "date"), add_missing=gap if gap.height else None
+    )
     return WindowReport(
         table=table,
         start=start,

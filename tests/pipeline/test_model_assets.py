@@ -41,7 +41,8 @@ def test_every_model_is_trained_registered_scored_and_evaluated(full_run) -> Non
         assert meta["model_version"].value == row["model_version"]
     # Every prediction names the artifact that produced it.
     joined = wh.query(
-        "select count(*) as n, count(m.model) as matched from predictions p left join models m using (model, model_version)"
+        "select count(*) as n, count(m.model) as matched "
+        "from predictions p left join models m using (model, model_version)"
     ).row(0, named=True)
     assert joined["n"] > 0 and joined["n"] == joined["matched"]
     board = wh.query("select * from leaderboard")
@@ -73,17 +74,21 @@ def test_restored_artifact_scores_equal_stored_predictions(full_run) -> None:
 
 def test_empty_segment_names_segment_and_dates(tmp_path: Path, full_run) -> None:
     settings, _, _ = full_run
-    from pipeline.definitions import build_definitions
-
     import dagster as dg
+
+    from pipeline.definitions import build_definitions
 
     defs = build_definitions(settings)
     resources = dict(defs.resources)
     from pipeline.resources import SegmentsResource
 
     resources["segments"] = SegmentsResource(
-        train_start="2015-01-01", train_end="2015-12-31", valid_start="2020-09-01", valid_end="2020-10-31",
-        test_start="2020-11-01", test_end="2020-12-31",
+        train_start="2015-01-01",
+        train_end="2015-12-31",
+        valid_start="2020-09-01",
+        valid_end="2020-10-31",
+        test_start="2020-11-01",
+        test_end="2020-12-31",
     )
     with pytest.raises(Exception, match=r"train.*2015-01-01"):
         dg.materialize(

@@ -139,7 +139,6 @@ class QlibBinSource(BarSource):
         names = sorted(self._dirs) if instruments is None else sorted({i.upper() for i in instruments})
         skipped: list[SkippedFile] = []
         pieces: dict[str, list[np.ndarray]] = {}
-        inst_parts: list[np.ndarray] = []
         idx_parts: list[np.ndarray] = []
         fields_seen: set[str] = set()
         per_inst: list[tuple[str, int, int, dict[str, tuple[int, np.ndarray]]]] = []
@@ -168,8 +167,8 @@ class QlibBinSource(BarSource):
             per_inst.append((inst, first, last, fields))
         if not per_inst:
             return BarsRead(empty_bars(), skipped)
-        for inst, first, last, _ in per_inst:
-            inst_parts.append(np.full(last - first, inst, dtype=object))
+        lengths = np.array([last - first for _, first, last, _ in per_inst])
+        for _, first, last, _ in per_inst:
             idx_parts.append(np.arange(first, last))
         for name in sorted(fields_seen):
             cols = []
@@ -183,9 +182,13 @@ class QlibBinSource(BarSource):
                 cols.append(col)
             pieces[name] = cols
         idx = np.concatenate(idx_parts)
+        # Instrument names repeated by index gather (no per-row Python objects).
+        names_col = pl.Series("instrument", [inst for inst, *_ in per_inst]).gather(
+            np.repeat(np.arange(len(per_inst)), lengths)
+        )
         frame = pl.DataFrame(
             {
-                "instrument": np.concatenate(inst_parts),
+                "instrument": names_col,
                 "date": cal[idx],
                 # float32 values widened exactly, so features see the same numbers Qlib reads
                 **{name: np.concatenate(cols).astype(np.float64) for name, cols in pieces.items()},
