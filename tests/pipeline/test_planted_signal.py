@@ -75,4 +75,6 @@ def test_shuffled_labels_give_noise(market) -> None:
         return SampleSet(s.rows, s.windows, labels, s.dates, s.instruments, s.layout, s.d_feat, s.feature_names)
 
     result = train_model(config, shuffled(samples["train"]), shuffled(samples["valid"]), device="cpu")
-    assert abs(_test_ic(result.model, samples["test"])) < 0.03
+    # Scored against shuffled test labels too: with no link between inputs and labels anywhere, only a leak of
+    # labels into the inputs could leave an IC. Noise here: about 0.005 (250 days of ~180 names).
+    assert abs(_test_ic(result.model, shuffled(samples["test"]))) < 0.02
