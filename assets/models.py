@@ -26,9 +26,14 @@ GROUP = "models"
 HANDLERS = ("alpha360_rnn", "alpha158_20")
 
 
-def _segments(warehouse: WarehouseResource, segments: SegmentsResource):
+# Runs tagged so (the daily_retrain job) train on a rolling window ending at the latest labelled day.
+ROLLING_TAG = "pipeline/segments"
+
+
+def _segments(context: dg.AssetExecutionContext, warehouse: WarehouseResource, segments: SegmentsResource):
     wh = warehouse.get()
-    return segments.resolve(trading_days(wh), latest_labelled_day(wh))
+    rolling = segments.rolling or context.run.tags.get(ROLLING_TAG) == "rolling"
+    return segments.resolve(trading_days(wh), latest_labelled_day(wh), rolling=rolling)
 
 
 def build_dataset_asset(handler: str) -> dg.AssetsDefinition:
@@ -46,7 +51,7 @@ def build_dataset_asset(handler: str) -> dg.AssetsDefinition:
     def _dataset(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, segments: SegmentsResource
     ) -> dg.MaterializeResult:
-        seg = _segments(warehouse, segments)
+        seg = _segments(context, warehouse, segments)
         fit = fit_and_store_handler(warehouse.get(), handler, seg)
         context.log.info(f"{handler}: fitted on {fit.fit_start}..{fit.fit_end}, version {fit.version}")
         return dg.MaterializeResult(
@@ -97,7 +102,7 @@ def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
         compute: ComputeResource,
     ) -> dg.MaterializeResult:
         cfg = ModelConfig.from_dict(config.model_dump())
-        seg = _segments(warehouse, segments)
+        seg = _segments(context, warehouse, segments)
         trained = train_and_store(
             warehouse.get(), warehouse.artifact_dir, name, cfg, seg, device=compute.device, log=context.log.info
         )

@@ -52,7 +52,7 @@ def build_jobs(model_names: list[str]) -> list:
             selection=retrain,
             description="daily_update, then refit the handlers, retrain every model on a rolling window "
             "ending at the latest labelled day, rescore and re-evaluate.",
-            config={"resources": {"segments": {"config": {"rolling": True}}}},
+            tags={"pipeline/segments": "rolling"},
         ),
     ]
 

@@ -73,9 +73,11 @@ class SegmentsResource(dg.ConfigurableResource):
         """The test segment as configured (never rolling): the window signal analysis and backtests cover."""
         return SegmentsResource(**{**self.model_dump(), "rolling": False}).resolve(calendar).test
 
-    def resolve(self, calendar: list[dt.date], latest_labelled: dt.date | None = None) -> Segments:
+    def resolve(
+        self, calendar: list[dt.date], latest_labelled: dt.date | None = None, rolling: bool | None = None
+    ) -> Segments:
         base = default_segments(calendar)
-        if self.rolling and latest_labelled is not None:
+        if (self.rolling if rolling is None else rolling) and latest_labelled is not None:
             days = [d for d in calendar if d <= latest_labelled]
             n_valid = sum(1 for d in calendar if base.valid[0] <= d <= base.valid[1])
             n_train = sum(1 for d in calendar if base.train[0] <= d <= base.train[1])
