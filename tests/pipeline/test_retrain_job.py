@@ -19,7 +19,8 @@ def test_daily_retrain_job_retrains_on_a_rolling_window(tmp_path: Path) -> None:
     result = job.execute_in_process(tags=range_tags("2020-12-17", "2020-12-31"))
     assert result.success
     models = wh.query(
-        "select model, valid_end from models qualify row_number() over (partition by model order by trained_at desc) = 1"
+        "select model, valid_end from models "
+        "qualify row_number() over (partition by model order by trained_at desc) = 1"
     )
     latest_labelled = wh.query('select max(date) from labels where "LABEL0" is not null').item()
     assert set(models["valid_end"].to_list()) == {latest_labelled}
