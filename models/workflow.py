@@ -24,7 +24,7 @@ from models.training import TrainResult, resolve_device, train_model
 from pipeline.segments import Segments
 from processing.dataset import build_segments
 from processing.handler import FittedHandler, fit_handler, get_handler_config
-from warehouse.feature_tables import history_bounds, read_feature_frame, trading_days
+from warehouse.feature_tables import FEATURE_TABLES, history_bounds, read_feature_frame, trading_days
 from warehouse.store import Warehouse
 
 # Which feature table feeds which handler.
@@ -238,6 +238,16 @@ class ScoreReport:
     seconds: float
 
 
+def _member_rows(warehouse: Warehouse, feature_set: str, start: dt.date, end: dt.date) -> int:
+    """Feature rows of universe members in [start, end]: zero on days whose bars are not in yet."""
+    table = FEATURE_TABLES[feature_set]
+    return warehouse.query(
+        f"select count(*) from {table} f join instruments m on f.instrument = m.instrument "
+        "and f.date between m.start_date and m.end_date where f.date between ? and ?",
+        [start, end],
+    ).item()
+
+
 def score_window(warehouse: Warehouse, name: str, start: dt.date, end: dt.date, device: str = "auto") -> ScoreReport:
     """Score [start, end] with the registered artifact of ``name`` and store the scores under its version."""
     t0 = time.perf_counter()
@@ -248,14 +258,9 @@ def score_window(warehouse: Warehouse, name: str, start: dt.date, end: dt.date, 
     scores = pl.DataFrame(
         schema={"model": pl.Utf8, "model_version": pl.Utf8, "instrument": pl.Utf8, "date": pl.Date, "score": pl.Float64}
     )
-    if calendar:
-        try:
-            samples = build_model_samples(warehouse, config, fitted, {"test": (start, end)})["test"]
-        except ValueError as exc:
-            if "no samples" not in str(exc) and "no " not in str(exc):
-                raise
-            samples = None
-        if samples is not None and samples.n_samples:
+    if calendar and _member_rows(warehouse, HANDLER_FEATURE_SET[config.handler], start, end):
+        samples = build_model_samples(warehouse, config, fitted, {"test": (start, end)})["test"]
+        if samples.n_samples:
             values = predict(model, samples, device=resolve_device(device), batch_size=config.batch_size)
             scores = pl.DataFrame(
                 {
