@@ -8,7 +8,14 @@ export PYTHONWARNINGS ?= ignore::DeprecationWarning
 # One planned event per asset for a backfill range run (see pipeline/instance.py).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: run test ui lint bench clean-data
+.PHONY: run test ui lint bench benchmark clean-data
+
+# `make benchmark`: Qlib's benchmark table on the CSI300 data (own warehouse under data/csi300). With CUDA: five
+# seeds, Qlib's full epoch budget; on the CPU: the reduced configuration (seeds 0,1, one epoch). Add
+# QLIB_PYTHON=/path/to/python-with-pyqlib for Qlib's own models side by side; BENCH_ARGS for more options.
+QLIB_DATA ?= ../shared/data/qlib_cn
+BENCH_ENV = PIPELINE_WAREHOUSE=data/csi300/warehouse.duckdb PIPELINE_SOURCE=qlib:$(QLIB_DATA) \
+	PIPELINE_UNIVERSE=csi300 PIPELINE_BENCHMARK=SH000300
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,10 +25,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
-	$(PY) -m pipeline materialize --select '*' --summary
+	$(PY) -m pipeline materialize --select '* and not group:benchmark' --summary
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+benchmark: $(VENV)/.installed
+	$(BENCH_ENV) $(PY) -m pipeline benchmark --with-upstream $(if $(QLIB_PYTHON),--qlib-python $(QLIB_PYTHON)) $(BENCH_ARGS)
 
 ui: $(VENV)/.installed
 	$(VENV)/bin/dagster dev -w workspace.yaml

@@ -69,6 +69,30 @@ def excess_return_png(daily: pl.DataFrame, title: str = "Cumulative excess retur
     return _png(fig)
 
 
+def benchmark_bars_png(results: pl.DataFrame, metrics: Sequence[str] = ("ic", "rank_ic")) -> bytes:
+    """Mean ± std (error bar) of each metric per model, one bar per implementation and epoch budget (a
+    ``benchmark_results`` frame)."""
+    _need(results, ["model", "implementation", "n_epochs", *(f"{m}_{s}" for m in metrics for s in ("mean", "std"))],
+          "results")  # fmt: skip
+    models = sorted(results["model"].unique().to_list())
+    variants = results.select("implementation", "n_epochs").unique().sort("implementation", "n_epochs").rows()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    width = 0.8 / max(len(variants), 1)
+    x = np.arange(len(models))
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for i, (impl, epochs) in enumerate(variants):
+            part = results.filter((pl.col("implementation") == impl) & (pl.col("n_epochs") == epochs))
+            by_model = {r["model"]: r for r in part.iter_rows(named=True)}
+            mean = [by_model[m][f"{metric}_mean"] if m in by_model else math.nan for m in models]
+            std = [by_model[m][f"{metric}_std"] if m in by_model else 0.0 for m in models]
+            ax.bar(x + i * width - 0.4 + width / 2, mean, width, yerr=std, capsize=3, label=f"{impl} ({epochs} ep.)")
+        ax.set_xticks(x, models, rotation=30)
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_title(f"{metric.replace('_', ' ')}: mean ± std over seeds")
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
 def png_markdown(png: bytes, alt: str = "chart") -> str:
     """A markdown image embedding the PNG as a base64 data URI (renders in Dagster's metadata panel)."""
     if not png.startswith(b"\x89PNG"):

@@ -54,6 +54,12 @@ def build_jobs(model_names: list[str]) -> list:
             "ending at the latest labelled day, rescore and re-evaluate.",
             tags={"pipeline/segments": "rolling"},
         ),
+        dg.define_asset_job(
+            "benchmark",
+            selection=dg.AssetSelection.assets("benchmark_results"),
+            description="Qlib's benchmark table: every model configuration x seeds on the configured segments, "
+            "mean ± std per model (launch with python -m pipeline benchmark, or here with a run config).",
+        ),
     ]
 
 

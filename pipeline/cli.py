@@ -4,6 +4,8 @@
 (Dagster's selection syntax) over a date range on the persistent instance, so the run appears in the UI.
 ``python -m pipeline backtest --scores FILE.parquet`` evaluates any score file (instrument, date, score)
 against the configured warehouse: signal metrics and the TopkDropout risk analysis as one JSON object.
+``python -m pipeline benchmark`` trains every model configuration for several seeds and prints Qlib's
+benchmark table (mean ± std per model), optionally beside Qlib's own implementation.
 ``python -m pipeline summary`` prints what the warehouse holds.
 """
 
@@ -37,6 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--end", type=_date, help="last date (default: the source's last trading day)")
     mat.add_argument("--summary", action="store_true", help="print a summary of the warehouse afterwards")
     sub.add_parser("summary", help="print what the warehouse holds")
+    bm = sub.add_parser("benchmark", help="Qlib's benchmark table: every model x seeds, mean ± std")
+    bm.add_argument("--models", help="comma-separated configurations (default: all six)")
+    bm.add_argument("--seeds", help=f"comma-separated seeds (default: {GPU_SEEDS} with CUDA, {CPU_SEEDS} on the CPU)")
+    bm.add_argument(
+        "--max-epochs",
+        type=int,
+        help=f"cap on n_epochs, 0 = none (default: 0 with CUDA, {CPU_MAX_EPOCHS} on the CPU)",
+    )
+    bm.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's own)")
+    bm.add_argument("--with-upstream", action="store_true", help="first materialize bars, features, labels, datasets")
+    bm.add_argument("--qlib-python", help="a Python with pyqlib: run bench/qlib_reference.py first (dev only)")
+    bm.add_argument("--qlib-models", default="gru,lstm,gru_ts", help="configurations Qlib's own code trains")
+    bm.add_argument("--qlib-reference", help="directory of Qlib's reference scores to evaluate beside ours")
+    bm.add_argument("--skip-training", action="store_true", help="only evaluate --qlib-reference")
     bt = sub.add_parser("backtest", help="signal metrics and TopkDropout backtest of a score file, as JSON")
     bt.add_argument("--scores", required=True, help="parquet file with columns instrument, date, score")
     bt.add_argument("--start", type=_date, help="first score date to use")
@@ -106,6 +122,108 @@ def backtest_scores(args: argparse.Namespace, settings: Settings | None = None) 
     return evaluation_summary(signal.metrics, result.metrics)
 
 
+# The benchmark's default budget: Qlib's full protocol with CUDA; a reduced one on the CPU (documented in the
+# README), where one Alpha360 epoch over CSI300 2010-2016 takes minutes per model.
+GPU_SEEDS, CPU_SEEDS, CPU_MAX_EPOCHS = "0,1,2,3,4", "0,1", 1
+UPSTREAM = (
+    "calendar",
+    "universe",
+    "bars",
+    "features_alpha158",
+    "features_alpha360",
+    "labels",
+    "dataset_alpha360_rnn",
+    "dataset_alpha158_20",
+)
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(f"--{what} must be comma-separated integers, got {text!r}") from None
+
+
+def benchmark(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """The `benchmark` command: optional upstream run, optional Qlib reference run, then the benchmark asset."""
+    import subprocess
+    from pathlib import Path
+
+    from evaluation.benchmark import comparison_markdown, read_results, results_markdown
+    from models.config import model_config_names
+    from models.training import resolve_device
+    from pipeline.definitions import build_resources
+    from pipeline.resources import SegmentsResource
+    from pipeline.settings import REPO_ROOT
+    from warehouse.feature_tables import trading_days
+    from warehouse.store import Warehouse
+
+    settings = settings or Settings.from_env()
+    cuda = resolve_device(settings.device) == "cuda"
+    models = [m.strip() for m in (args.models or ",".join(model_config_names())).split(",") if m.strip()]
+    seeds = _int_list(args.seeds or (GPU_SEEDS if cuda else CPU_SEEDS), "seeds")
+    max_epochs = args.max_epochs if args.max_epochs is not None else (0 if cuda else CPU_MAX_EPOCHS)
+    print(
+        f"benchmark: models {', '.join(models)}; seeds {seeds}; epochs "
+        f"{'capped at ' + str(max_epochs) if max_epochs else 'as configured'}; device "
+        f"{'cuda' if cuda else 'cpu'}; warehouse {settings.warehouse}",
+        flush=True,
+    )
+    if args.with_upstream:
+        select = " or ".join(f"key:{k}" for k in UPSTREAM)
+        if not materialize(select, None, None, settings).success:
+            print("upstream run failed", file=sys.stderr)
+            return 1
+    reference = args.qlib_reference
+    if args.qlib_python:
+        wh = Warehouse(settings.warehouse)
+        seg = build_resources(settings)["segments"]
+        assert isinstance(seg, SegmentsResource)
+        resolved = seg.resolve(trading_days(wh), rolling=False)
+        reference = reference or str(Path(settings.warehouse).parent / "qlib_reference")
+        data = settings.source.removeprefix("qlib:")
+        cmd = [
+            args.qlib_python,
+            str(REPO_ROOT / "bench" / "qlib_reference.py"),
+            "--data", data,
+            "--out", reference,
+            "--market", settings.universe or "all",
+            "--models", args.qlib_models,
+            "--seeds", ",".join(map(str, seeds)),
+            "--threads", str(args.threads),
+            "--gpu", "0" if cuda else "-1",
+            "--segments", ",".join(f"{a}:{b}" for a, b in (resolved.train, resolved.valid, resolved.test)),
+        ]  # fmt: skip
+        if max_epochs:
+            cmd += ["--max-epochs", str(max_epochs)]
+        print("running Qlib's reference:", " ".join(cmd), flush=True)
+        if subprocess.run(cmd).returncode != 0:
+            print("Qlib's reference run failed", file=sys.stderr)
+            return 1
+    run_config = {
+        "ops": {
+            "benchmark_results": {
+                "config": {
+                    "models": models,
+                    "seeds": seeds,
+                    "max_epochs": max_epochs,
+                    "threads": args.threads,
+                    "qlib_reference": str(Path(reference).resolve()) if reference else "",
+                    "skip_training": bool(args.skip_training),
+                }
+            }
+        }
+    }
+    if not materialize("key:benchmark_results", None, None, settings, run_config=run_config).success:
+        print("benchmark run failed", file=sys.stderr)
+        return 1
+    results = read_results(Warehouse(settings.warehouse))
+    print(results_markdown(results))
+    print()
+    print(comparison_markdown(results))
+    return 0
+
+
 def snap_to_calendar(calendar: list[dt.date], start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
     """The first and last trading days inside [start, end] (default: the whole history); they are partition
     keys. An end past the calendar (a day whose bars are not in yet) is kept when it is a weekday."""
@@ -127,6 +245,7 @@ def materialize(
     end: dt.date | None,
     settings: Settings | None = None,
     instance: dg.DagsterInstance | None = None,
+    run_config: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
     from pipeline.definitions import build_definitions
     from pipeline.resources import _open_cached
@@ -157,6 +276,7 @@ def materialize(
         resources=defs.resources,
         instance=instance,
         tags=tags,
+        run_config=run_config,
     )
 
 
@@ -210,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(json.dumps(summary, indent=2))
         return 0
+    if args.command == "benchmark":
+        return benchmark(args)
     if args.command == "summary":
         print_summary()
         return 0

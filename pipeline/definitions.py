@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.bars import build_bars_asset, build_bars_checks, calendar, universe
+from assets.benchmark import benchmark_results
 from assets.evaluation import build_evaluation_assets
 from assets.features import build_feature_assets
 from assets.models import build_model_assets
@@ -60,6 +61,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         *build_feature_assets(partitions),
         *build_model_assets(partitions, settings.profile),
         *build_evaluation_assets(models),
+        benchmark_results,
     ]
     return dg.Definitions(
         assets=assets,

@@ -8,6 +8,8 @@ import dagster as dg
 
 from pipeline.settings import Settings
 
+# Every asset of the pipeline; the benchmark group trains each model several times and has its own tests.
+WHOLE_PIPELINE = "* and not group:benchmark"
 SMALL_SOURCE = "synthetic:seed=3,instruments=12,start=2020-01-01,end=2020-12-31,core_size=6"
 
 

@@ -14,7 +14,7 @@ from models.config import model_config_names
 from models.scoring import predict
 from models.workflow import build_model_samples
 from processing.handler import FittedHandler
-from tests.helpers import materialize_selection, range_tags, settings_for
+from tests.helpers import WHOLE_PIPELINE, materialize_selection, range_tags, settings_for
 from warehouse.store import Warehouse
 
 MODELS = list(model_config_names())
@@ -24,7 +24,7 @@ MODELS = list(model_config_names())
 def full_run(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("models")
     settings = settings_for(tmp, profile="smoke")
-    result = materialize_selection(settings, "*", tags=range_tags("2020-01-02", "2020-12-31"))
+    result = materialize_selection(settings, WHOLE_PIPELINE, tags=range_tags("2020-01-02", "2020-12-31"))
     assert result.success
     return settings, result, Warehouse(settings.warehouse)
 

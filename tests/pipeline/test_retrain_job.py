@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.definitions import build_definitions
-from tests.helpers import materialize_selection, range_tags, settings_for
+from tests.helpers import WHOLE_PIPELINE, materialize_selection, range_tags, settings_for
 from warehouse.store import Warehouse
 
 
 def test_daily_retrain_job_retrains_on_a_rolling_window(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, profile="smoke")
     # History first (what `make run` or a backfill leaves), then the job the schedule launches.
-    assert materialize_selection(settings, "*", tags=range_tags("2020-01-02", "2020-12-31")).success
+    assert materialize_selection(settings, WHOLE_PIPELINE, tags=range_tags("2020-01-02", "2020-12-31")).success
     wh = Warehouse(settings.warehouse)
     before = wh.query("select model, model_version, valid_end from models")
     job = build_definitions(settings).resolve_job_def("daily_retrain")

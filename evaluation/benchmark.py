@@ -1,0 +1,356 @@
+"""The benchmark table, as Qlib publishes its own: every model configuration trained for several seeds on the
+train segment, early-stopped on valid, scored on the test segment, and evaluated there (signal analysis and
+the TopkDropout backtest with cost); one row per model with each metric as mean ± std over seeds.
+
+Plain functions over the warehouse: the `benchmark_results` asset and ``python -m pipeline benchmark`` call
+them. Scores that Qlib's own implementation produced (bench/qlib_reference.py) go through the same
+evaluation, so a side-by-side row differs only in the code that trained the model.
+
+Tables: ``benchmark_runs`` (one row per implementation, model, epoch budget and seed), ``benchmark_scores``
+(the test scores of every run) and ``benchmark_results`` (the aggregate, rebuilt after every run).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from evaluation.backtest import BacktestConfig
+from evaluation.workflow import evaluate_backtest, evaluate_signal, read_labels
+from models.config import get_model_config
+from models.scoring import predict
+from models.training import resolve_device, train_model
+from models.workflow import build_model_samples, load_handler
+from pipeline.segments import Segments
+from warehouse.store import Warehouse
+
+IMPLEMENTATION = "alphaflow"
+# Which of Qlib's benchmark datasets each configuration reproduces (the Dataset column of Qlib's table).
+DATASET = {"alpha360_rnn": "Alpha360", "alpha158_20": "Alpha158 (20 cols)"}
+METRICS = ("ic", "icir", "rank_ic", "rank_icir", "annualized_return", "information_ratio", "max_drawdown")
+METRIC_TITLES = {
+    "ic": "IC",
+    "icir": "ICIR",
+    "rank_ic": "Rank IC",
+    "rank_icir": "Rank ICIR",
+    "annualized_return": "Annualized Return",
+    "information_ratio": "Information Ratio",
+    "max_drawdown": "Max Drawdown",
+}
+RUN_KEY = ("implementation", "model", "n_epochs", "seed")
+
+
+@dataclass(frozen=True)
+class BenchmarkPlan:
+    """What one benchmark run trains: configurations, seeds, the epoch budget and where."""
+
+    models: tuple[str, ...]
+    seeds: tuple[int, ...]
+    max_epochs: int = 0  # 0: the configuration's own n_epochs (Qlib's YAML: 200, with early stopping)
+    device: str = "auto"
+    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ValueError("benchmark: no model configuration selected")
+        for name in self.models:
+            get_model_config(name)  # raises naming the unknown configuration
+        if not self.seeds:
+            raise ValueError("benchmark: at least one seed is needed")
+        if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+            raise ValueError(f"benchmark seeds must be distinct non-negative integers, got {list(self.seeds)}")
+        if self.max_epochs < 0:
+            raise ValueError(f"benchmark max_epochs must be 0 (no cap) or positive, got {self.max_epochs}")
+        if self.threads < 0:
+            raise ValueError(f"benchmark threads must be 0 (torch's default) or positive, got {self.threads}")
+
+    def config(self, name: str, seed: int):
+        base = get_model_config(name)
+        epochs = min(base.n_epochs, self.max_epochs) if self.max_epochs else base.n_epochs
+        return base.replace(seed=seed, n_epochs=epochs)
+
+
+# -- evaluation of one set of test scores -----------------------------------------------------------------
+def evaluate_scores(
+    warehouse: Warehouse, scores: pl.DataFrame, benchmark: str | None, backtest: BacktestConfig
+) -> dict[str, float]:
+    """IC / ICIR / Rank IC / Rank ICIR and the with-cost (and without-cost) excess-return risk figures."""
+    scores = scores.select("instrument", "date", "score").drop_nulls("score").filter(pl.col("score").is_finite())
+    if scores.height == 0:
+        raise ValueError("benchmark: the run produced no finite test score")
+    lo, hi = scores["date"].min(), scores["date"].max()
+    signal = evaluate_signal(scores, read_labels(warehouse, lo, hi)).metrics
+    result = evaluate_backtest(warehouse, scores, benchmark, backtest).metrics
+    with_cost, without = result["excess_return_with_cost"], result["excess_return_without_cost"]
+    out = {k: float(signal[k]) for k in ("ic", "icir", "rank_ic", "rank_icir")}
+    out.update({k: float(with_cost[k]) for k in ("annualized_return", "information_ratio", "max_drawdown")})
+    out.update(
+        {
+            "annualized_return_no_cost": float(without["annualized_return"]),
+            "information_ratio_no_cost": float(without["information_ratio"]),
+            "max_drawdown_no_cost": float(without["max_drawdown"]),
+        }
+    )
+    return out
+
+
+# -- storage ----------------------------------------------------------------------------------------------
+def store_run(warehouse: Warehouse, row: dict[str, Any], scores: pl.DataFrame) -> None:
+    """One run's row and its test scores (each replacing the same run key), then the refreshed aggregate."""
+    where = {k: row[k] for k in RUN_KEY}
+    keyed = scores.select(
+        *(pl.lit(row[k]).alias(k) for k in RUN_KEY),
+        pl.col("instrument").cast(pl.Utf8),
+        pl.col("date").cast(pl.Date),
+        pl.col("score").cast(pl.Float64),
+    ).with_columns(pl.col("n_epochs").cast(pl.Int64), pl.col("seed").cast(pl.Int64))
+    warehouse.replace("benchmark_scores", keyed, where=where, key=(*RUN_KEY, "instrument", "date"))
+    warehouse.replace("benchmark_runs", pl.DataFrame([row]), where=where, key=RUN_KEY)
+    warehouse.replace("benchmark_results", aggregate(read_runs(warehouse)))
+
+
+def read_runs(warehouse: Warehouse) -> pl.DataFrame:
+    if not warehouse.table_exists("benchmark_runs"):
+        return pl.DataFrame()
+    return warehouse.query("select * from benchmark_runs order by implementation, model, n_epochs, seed")
+
+
+def read_results(warehouse: Warehouse) -> pl.DataFrame:
+    if not warehouse.table_exists("benchmark_results"):
+        return pl.DataFrame()
+    return warehouse.query("select * from benchmark_results order by model, implementation desc, n_epochs")
+
+
+def aggregate(runs: pl.DataFrame) -> pl.DataFrame:
+    """Mean and sample standard deviation (ddof 1; 0 with one seed) per implementation, model and budget."""
+    group = ["implementation", "model", "dataset", "n_epochs", "device", "threads"]
+    stats = []
+    for m in METRICS:
+        stats += [pl.col(m).mean().alias(f"{m}_mean"), pl.col(m).std(ddof=1).fill_null(0.0).alias(f"{m}_std")]
+    return (
+        runs.group_by(group)
+        .agg(
+            pl.col("seed").sort().cast(pl.Utf8).str.join(",").alias("seeds"),
+            pl.len().alias("n_seeds"),
+            *stats,
+            pl.col("train_s").mean().alias("train_s_mean"),
+            pl.col("epochs_run").mean().alias("epochs_run_mean"),
+            pl.col("test_start").min(),
+            pl.col("test_end").max(),
+            pl.col("finished_at").max().alias("last_finished_at"),
+        )
+        .sort("model", "implementation", "n_epochs")
+    )
+
+
+# -- the runs ---------------------------------------------------------------------------------------------
+def _log(log: Callable[[str], Any] | None, message: str) -> None:
+    if log is not None:
+        log(message)
+
+
+def run_benchmark(
+    warehouse: Warehouse,
+    plan: BenchmarkPlan,
+    segments: Segments,
+    benchmark: str | None,
+    backtest: BacktestConfig | None = None,
+    log: Callable[[str], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Train, score and evaluate every (model, seed) of ``plan``; each run is stored as soon as it ends, so an
+    interrupted benchmark keeps the runs it finished. Returns the run rows."""
+    backtest = backtest or BacktestConfig()
+    device = resolve_device(plan.device)
+    if plan.threads:
+        torch.set_num_threads(plan.threads)
+    rows = []
+    for name in plan.models:
+        base = plan.config(name, plan.seeds[0])
+        handler_version, _, fitted = load_handler(warehouse, base.handler)
+        t0 = time.perf_counter()
+        samples = build_model_samples(
+            warehouse, base, fitted, {"train": segments.train, "valid": segments.valid, "test": segments.test}
+        )
+        prep_s = time.perf_counter() - t0
+        test = samples["test"]
+        if test.n_samples == 0:
+            raise ValueError(f"benchmark {name}: the test segment {segments.test} has no samples")
+        _log(log, f"{name}: samples train {samples['train'].n_samples:,}, valid {samples['valid'].n_samples:,}, "
+             f"test {test.n_samples:,} built in {prep_s:.1f} s")  # fmt: skip
+        for seed in plan.seeds:
+            config = plan.config(name, seed)
+            result = train_model(config, samples["train"], samples["valid"], device=device, log=log)
+            t1 = time.perf_counter()
+            values = predict(result.model, test, device=device, batch_size=config.batch_size)
+            predict_s = time.perf_counter() - t1
+            scores = pl.DataFrame(
+                {
+                    "instrument": test.instruments.astype(str),
+                    "date": test.dates.astype("datetime64[D]"),
+                    "score": np.asarray(values, dtype=np.float64),
+                }
+            )
+            metrics = evaluate_scores(warehouse, scores, benchmark, backtest)
+            row = {
+                "implementation": IMPLEMENTATION,
+                "model": name,
+                "dataset": DATASET.get(config.handler, config.handler),
+                "n_epochs": config.n_epochs,
+                "seed": seed,
+                **metrics,
+                "epochs_run": result.epochs_run,
+                "best_epoch": result.best_epoch,
+                "train_s": float(result.wall_time_s),
+                "predict_s": float(predict_s),
+                "samples_per_s": float(result.samples_per_s),
+                "device": result.device,
+                "threads": torch.get_num_threads() if result.device == "cpu" else 0,
+                "n_train": result.n_train,
+                "n_valid": result.n_valid,
+                "n_test": scores.height,
+                "test_start": segments.test[0],
+                "test_end": segments.test[1],
+                "handler_version": handler_version,
+                "config": json.dumps(config.to_dict()),
+                "finished_at": dt.datetime.now(),
+            }
+            store_run(warehouse, row, scores)
+            rows.append(row)
+            _log(log, f"{name} seed {seed}: IC {metrics['ic']:.4f}, Rank IC {metrics['rank_ic']:.4f}, "
+                 f"IR {metrics['information_ratio']:.2f}, train {result.wall_time_s:.0f} s "
+                 f"({result.epochs_run} epochs, best {result.best_epoch})")  # fmt: skip
+    return rows
+
+
+def evaluate_reference(
+    warehouse: Warehouse,
+    directory: str | Path,
+    segments: Segments,
+    benchmark: str | None,
+    backtest: BacktestConfig | None = None,
+    log: Callable[[str], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate the scores of bench/qlib_reference.py (``runs.jsonl`` and one parquet file per run) exactly as
+    our own runs, and store them under the implementation that produced them (e.g. ``qlib 0.9.7``)."""
+    directory = Path(directory)
+    manifest = directory / "runs.jsonl"
+    if not manifest.is_file():
+        raise ValueError(f"Qlib reference directory {directory}: no runs.jsonl (run bench/qlib_reference.py first)")
+    backtest = backtest or BacktestConfig()
+    known = set(warehouse.query("select distinct instrument from bars")["instrument"].to_list())
+    rows = []
+    for number, line in enumerate(manifest.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            run = json.loads(line)
+            path = directory / run["scores"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{manifest}, line {number}: not a run record ({exc})") from None
+        if not path.is_file():
+            raise ValueError(f"{manifest}, line {number}: score file {path} is missing")
+        scores = pl.read_parquet(path).with_columns(
+            pl.col("date").cast(pl.Date), pl.col("instrument").str.to_uppercase()
+        )
+        scores = scores.filter(pl.col("date").is_between(*segments.test))
+        unknown = sorted(set(scores["instrument"].unique().to_list()) - known)
+        if unknown:
+            raise ValueError(f"{path}: instruments not in the warehouse's bars: {unknown[:5]}")
+        metrics = evaluate_scores(warehouse, scores, benchmark, backtest)
+        config = get_model_config(run["model"])
+        row = {
+            "implementation": run["implementation"],
+            "model": run["model"],
+            "dataset": DATASET.get(config.handler, config.handler),
+            "n_epochs": int(run["params"]["n_epochs"]),
+            "seed": int(run["seed"]),
+            **metrics,
+            "epochs_run": int(run["epochs_run"]),
+            "best_epoch": int(run["best_epoch"] or 0),
+            "train_s": float(run["train_s"]),
+            "predict_s": float(run["predict_s"]),
+            "samples_per_s": math.nan,
+            "device": "cuda" if str(run["device"]).startswith("cuda") else "cpu",
+            "threads": int(run["threads"]) if not str(run["device"]).startswith("cuda") else 0,
+            "n_train": 0,
+            "n_valid": 0,
+            "n_test": scores.height,
+            "test_start": segments.test[0],
+            "test_end": segments.test[1],
+            "handler_version": run.get("qlib_class", ""),
+            "config": json.dumps(run["params"]),
+            "finished_at": dt.datetime.fromisoformat(run["finished_at"]),
+        }
+        store_run(warehouse, row, scores)
+        rows.append(row)
+        _log(log, f"{row['implementation']} {row['model']} seed {row['seed']}: IC {metrics['ic']:.4f}")
+    return rows
+
+
+# -- presentation -----------------------------------------------------------------------------------------
+def _pm(mean: float, std: float, digits: int = 4) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    return f"{mean:.{digits}f}±{std:.{digits}f}"
+
+
+def results_markdown(results: pl.DataFrame, models: Iterable[str] | None = None) -> str:
+    """Qlib's benchmark table layout: one row per model and implementation, metrics as mean ± std."""
+    if results.height == 0:
+        return "_no benchmark results yet_"
+    if models is not None:
+        results = results.filter(pl.col("model").is_in(list(models)))
+    head = (
+        "| Model | Dataset | Implementation | "
+        + " | ".join(METRIC_TITLES[m] for m in METRICS)
+        + " | Train time / seed | Epochs (cap) | Seeds | Device |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in results.sort("model", "implementation", "n_epochs", descending=[False, False, False]).iter_rows(
+        named=True
+    ):
+        device = r["device"] + (f" ({r['threads']} thread{'s' if r['threads'] != 1 else ''})" if r["threads"] else "")
+        cells = [r["model"], r["dataset"], r["implementation"]]
+        cells += [_pm(r[f"{m}_mean"], r[f"{m}_std"]) for m in METRICS]
+        cells += [
+            f"{r['train_s_mean']:.0f} s",
+            f"{r['epochs_run_mean']:.1f} ({r['n_epochs']})",
+            f"{r['n_seeds']} ({r['seeds']})",
+            device,
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def comparison_markdown(results: pl.DataFrame, reference_prefix: str = "qlib") -> str:
+    """Per model that both implementations ran with the same epoch budget: our mean IC, Rank IC and train time
+    against the reference's."""
+    if results.height == 0:
+        return "_no benchmark results yet_"
+    ours = results.filter(pl.col("implementation") == IMPLEMENTATION)
+    ref = results.filter(pl.col("implementation").str.starts_with(reference_prefix))
+    joined = ours.join(ref, on=["model", "n_epochs", "device"], suffix="_ref")
+    if joined.height == 0:
+        return "_no model ran in both implementations with the same epoch budget and device_"
+    lines = [
+        "| Model | Epochs (cap) | IC ours / Qlib | Rank IC ours / Qlib | Train time ours / Qlib | Reference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in joined.sort("model").iter_rows(named=True):
+        lines.append(
+            f"| {r['model']} | {r['n_epochs']} | {r['ic_mean']:.4f} / {r['ic_mean_ref']:.4f} | "
+            f"{r['rank_ic_mean']:.4f} / {r['rank_ic_mean_ref']:.4f} | "
+            f"{r['train_s_mean']:.0f} s / {r['train_s_mean_ref']:.0f} s "
+            f"({r['train_s_mean'] / r['train_s_mean_ref']:.2f}×) | {r['implementation_ref']} |"
+        )
+    return "\n".join(lines)
