@@ -205,3 +205,67 @@ def dg_selection(text: str):
     import dagster as dg
 
     return dg.AssetSelection.from_string(text)
+
+
+FAKE_QLIB = '''#!{python}
+"""Stands in for a Python with pyqlib: records its arguments and writes the reference files
+bench/qlib_reference.py would, with the scores of our own stored run of the same model and seed."""
+import json, sys
+from pathlib import Path
+import duckdb
+args = sys.argv[2:]
+opt = dict(zip(args[::2], args[1::2]))
+Path(opt["--out"]).mkdir(parents=True, exist_ok=True)
+(Path(opt["--out"]) / "argv.json").write_text(json.dumps(sys.argv[1:]))
+con = duckdb.connect({warehouse!r}, read_only=True)
+with open(Path(opt["--out"]) / "runs.jsonl", "w") as fh:
+    for model in opt["--models"].split(","):
+        for seed in map(int, opt["--seeds"].split(",")):
+            name = f"{{model}}_seed{{seed}}.parquet"
+            con.execute(
+                "copy (select instrument, date, score from benchmark_scores where implementation = 'alphaflow' "
+                f"and model = '{{model}}' and seed = {{seed}} and n_epochs = 1) to '{{Path(opt['--out']) / name}}'"
+            )
+            fh.write(json.dumps({{"model": model, "seed": seed, "implementation": "qlib fake",
+                "params": {{"n_epochs": int(opt.get("--max-epochs", 200))}}, "epochs_run": 1, "best_epoch": 0,
+                "train_s": 1.0, "predict_s": 1.0, "device": "cpu", "threads": int(opt["--threads"]),
+                "finished_at": "2026-01-01T00:00:00", "scores": name}}) + "\\n")
+'''
+
+
+def test_command_line_runs_the_qlib_reference_with_the_same_plan(bench, monkeypatch, tmp_path: Path, capsys) -> None:
+    import os
+    import sys
+
+    from pipeline.cli import main
+
+    settings, _, wh = bench
+    fake = tmp_path / "fake_python"
+    fake.write_text(FAKE_QLIB.format(python=sys.executable, warehouse=settings.warehouse))
+    os.chmod(fake, 0o755)
+    ref = tmp_path / "ref"
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PIPELINE_WAREHOUSE", settings.warehouse)
+    monkeypatch.setenv("PIPELINE_SOURCE", settings.source)
+    monkeypatch.setenv("PIPELINE_DEVICE", "cpu")
+    args = ["benchmark", "--models", "gru", "--seeds", "0,1", "--max-epochs", "1", "--threads", "1", "--skip-training"]
+    assert main([*args, "--qlib-python", str(fake), "--qlib-models", "gru", "--qlib-reference", str(ref)]) == 0
+    argv = json.loads((ref / "argv.json").read_text())
+    seg = SegmentsResource().resolve(trading_days(wh))
+    assert argv[0].endswith("bench/qlib_reference.py")
+    opts = dict(zip(argv[1::2], argv[2::2], strict=True))
+    assert opts["--seeds"] == "0,1" and opts["--max-epochs"] == "1" and opts["--models"] == "gru"
+    assert opts["--segments"] == ",".join(f"{a}:{b}" for a, b in (seg.train, seg.valid, seg.test))
+    ours = wh.query("select seed, ic, rank_ic from benchmark_runs where implementation = 'alphaflow' "
+                    "and model = 'gru' order by seed")  # fmt: skip
+    theirs = wh.query("select seed, ic, rank_ic from benchmark_runs where implementation = 'qlib fake' order by seed")
+    assert theirs["seed"].to_list() == ours["seed"].to_list() == [0, 1]
+    for col in ("ic", "rank_ic"):
+        assert np.allclose(theirs[col].to_numpy(), ours[col].to_numpy(), rtol=1e-12, atol=1e-12), col
+    out = capsys.readouterr().out
+    # The side-by-side table: our mean IC / the reference's, per model run by both with the same budget.
+    ic = float(ours["ic"].mean())
+    assert f"| gru | 1 | {ic:.4f} / {ic:.4f} |" in out and "| qlib fake |" in out
+    with Warehouse(settings.warehouse).connect() as con:
+        con.execute("delete from benchmark_runs where implementation = 'qlib fake'")
+        con.execute("delete from benchmark_scores where implementation = 'qlib fake'")
