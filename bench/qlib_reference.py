@@ -6,7 +6,7 @@
 Needs ``pyqlib`` (0.9.x), which is never a dependency of the project. For every model and seed it builds Qlib's
 own data handler (Alpha360, or Alpha158 with the 20 columns of the benchmark YAML and a TSDatasetH of 20 days),
 trains Qlib's model class with the YAML's hyperparameters (``n_epochs`` capped by ``--max-epochs``), predicts the
-test segment, and writes ``<out>/<model>_seed<seed>.parquet`` (instrument, date, score) plus one line of
+test segment, and writes ``<out>/<model>_e<n_epochs>_seed<seed>.parquet`` (instrument, date, score) plus one line of
 ``<out>/runs.jsonl`` with the wall times. ``python -m pipeline benchmark --qlib-reference <out>`` then evaluates
 those scores with the same signal analysis and backtest as our models (they match Qlib's ``SigAnaRecord`` and
 ``PortAnaRecord`` to 1e-14, see scripts/parity_backtest.py), so the two rows differ only in the implementation
@@ -156,7 +156,7 @@ def main() -> None:
             frame = pred.rename("score").reset_index()
             frame.columns = ["date", "instrument", "score"]
             frame["date"] = pd.to_datetime(frame["date"]).dt.date
-            path = out / f"{name}_seed{seed}.parquet"
+            path = out / f"{name}_e{params['n_epochs']}_seed{seed}.parquet"
             frame[["instrument", "date", "score"]].to_parquet(path, index=False)
             valid = [float(v) for v in evals.get("valid", [])]
             record = {
