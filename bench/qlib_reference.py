@@ -125,8 +125,8 @@ def main() -> None:
                 handlers[kind] = pickle.load(fh)
         else:
             handlers[kind] = build_handler(kind, segments, args.market)
-            with open(cache.with_suffix(".tmp"), "wb") as fh:
-                pickle.dump(handlers[kind], fh, protocol=pickle.HIGHEST_PROTOCOL)
+            # dump_all: Qlib's handlers leave their data out of a pickle by default.
+            handlers[kind].to_pickle(cache.with_suffix(".tmp"), dump_all=True)
             cache.with_suffix(".tmp").replace(cache)
         print(f"qlib handler {kind}: {time.perf_counter() - t0:.1f} s ({'cached' if cached else 'built'})", flush=True)
 
