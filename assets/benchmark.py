@@ -89,7 +89,9 @@ def benchmark_results(
         metadata={
             "segments": seg.describe(),
             "benchmark": benchmark or "",
-            "plan": f"models {', '.join(plan.models)}; seeds {list(plan.seeds)}; "
+            "plan": "no training: evaluated the reference scores only"
+            if config.skip_training
+            else f"models {', '.join(plan.models)}; seeds {list(plan.seeds)}; "
             f"epochs {'capped at ' + str(plan.max_epochs) if plan.max_epochs else 'as configured (200, early stop)'}",
             "results": dg.MetadataValue.md(results_markdown(results)),
             "side_by_side": dg.MetadataValue.md(comparison_markdown(results)),
@@ -101,7 +103,9 @@ def benchmark_results(
             ),
             "mean_ic": dg.MetadataValue.md(
                 frame_markdown(
-                    results.select("implementation", "model", "ic_mean", "rank_ic_mean").sort("model")
+                    results.select("model", "n_epochs", "implementation", "ic_mean", "rank_ic_mean").sort(
+                        "model", "n_epochs", "implementation"
+                    )
                     if results.height
                     else pl.DataFrame()
                 )
