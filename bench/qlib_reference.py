@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import pickle
 import platform
 import time
@@ -106,8 +107,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     qlib.init(provider_uri=str(Path(args.data).resolve()), region="cn", kernels=args.kernels)
     segments = parse_segments(args.segments)
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    # Qlib's recorder has mlflow write run artifacts (and a copy of `git diff`) under ./mlruns of the working
+    # directory: work inside --out so that nothing lands in the checkout.
+    os.chdir(out)
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(names) - set(MODELS))
     if unknown:
