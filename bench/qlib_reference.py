@@ -168,7 +168,7 @@ def main() -> None:
                 "seed": seed,
                 "implementation": f"qlib {qlib.__version__}",
                 "qlib_class": f"{module}.{cls}",
-                "params": {k: v for k, v in params.items()},
+                "params": dict(params),
                 "epochs_run": len(valid),
                 "best_epoch": max(range(len(valid)), key=valid.__getitem__) if valid else None,
                 "train_s": fit_s,

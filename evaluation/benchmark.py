@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +26,14 @@ import polars as pl
 import torch
 
 from evaluation.backtest import BacktestConfig
+from evaluation.scores_file import load_scores, validate_scores
 from evaluation.workflow import evaluate_backtest, evaluate_signal, read_labels
 from models.config import get_model_config
 from models.scoring import predict
 from models.training import resolve_device, train_model
 from models.workflow import build_model_samples, load_handler
 from pipeline.segments import Segments
+from warehouse.feature_tables import trading_days
 from warehouse.store import Warehouse
 
 IMPLEMENTATION = "alphaflow"
@@ -247,7 +249,8 @@ def evaluate_reference(
     if not manifest.is_file():
         raise ValueError(f"Qlib reference directory {directory}: no runs.jsonl (run bench/qlib_reference.py first)")
     backtest = backtest or BacktestConfig()
-    known = set(warehouse.query("select distinct instrument from bars")["instrument"].to_list())
+    known = warehouse.query("select distinct instrument from bars")["instrument"].to_list()
+    calendar = trading_days(warehouse)
     rows = []
     for number, line in enumerate(manifest.read_text().splitlines(), 1):
         if not line.strip():
@@ -259,15 +262,12 @@ def evaluate_reference(
             raise ValueError(f"{manifest}, line {number}: not a run record ({exc})") from None
         if not path.is_file():
             raise ValueError(f"{manifest}, line {number}: score file {path} is missing")
-        scores = pl.read_parquet(path).with_columns(
-            pl.col("date").cast(pl.Date), pl.col("instrument").str.to_uppercase()
-        )
-        scores = scores.filter(pl.col("date").is_between(*segments.test))
-        unknown = sorted(set(scores["instrument"].unique().to_list()) - known)
-        if unknown:
-            raise ValueError(f"{path}: instruments not in the warehouse's bars: {unknown[:5]}")
+        # The same checks as `python -m pipeline backtest --scores`: columns, unique keys, known instruments, days.
+        scores = load_scores(path).filter(pl.col("date").is_between(*segments.test))
+        validate_scores(scores, known, calendar, where=f"{manifest}, line {number}: score file {path}")
         metrics = evaluate_scores(warehouse, scores, benchmark, backtest)
         config = get_model_config(run["model"])
+        cuda = str(run["device"]).startswith("cuda")
         row = {
             "implementation": run["implementation"],
             "model": run["model"],
@@ -280,8 +280,8 @@ def evaluate_reference(
             "train_s": float(run["train_s"]),
             "predict_s": float(run["predict_s"]),
             "samples_per_s": math.nan,
-            "device": "cuda" if str(run["device"]).startswith("cuda") else "cpu",
-            "threads": int(run["threads"]) if not str(run["device"]).startswith("cuda") else 0,
+            "device": "cuda" if cuda else "cpu",
+            "threads": 0 if cuda else int(run["threads"]),
             "n_train": 0,
             "n_valid": 0,
             "n_test": scores.height,
@@ -304,21 +304,17 @@ def _pm(mean: float, std: float, digits: int = 4) -> str:
     return f"{mean:.{digits}f}±{std:.{digits}f}"
 
 
-def results_markdown(results: pl.DataFrame, models: Iterable[str] | None = None) -> str:
+def results_markdown(results: pl.DataFrame) -> str:
     """Qlib's benchmark table layout: one row per model and implementation, metrics as mean ± std."""
     if results.height == 0:
         return "_no benchmark results yet_"
-    if models is not None:
-        results = results.filter(pl.col("model").is_in(list(models)))
     head = (
         "| Model | Dataset | Implementation | "
         + " | ".join(METRIC_TITLES[m] for m in METRICS)
         + " | Train time / seed | Epochs (cap) | Seeds | Device |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in results.sort("model", "implementation", "n_epochs", descending=[False, False, False]).iter_rows(
-        named=True
-    ):
+    for r in results.sort("model", "implementation", "n_epochs").iter_rows(named=True):
         device = r["device"] + (f" ({r['threads']} thread{'s' if r['threads'] != 1 else ''})" if r["threads"] else "")
         cells = [r["model"], r["dataset"], r["implementation"]]
         cells += [_pm(r[f"{m}_mean"], r[f"{m}_std"]) for m in METRICS]

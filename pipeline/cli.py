@@ -135,6 +135,7 @@ UPSTREAM = (
     "dataset_alpha360_rnn",
     "dataset_alpha158_20",
 )
+UPSTREAM_SELECTION = " or ".join(f"key:{k}" for k in UPSTREAM)
 
 
 def _int_list(text: str, what: str) -> list[int]:
@@ -169,11 +170,9 @@ def benchmark(args: argparse.Namespace, settings: Settings | None = None) -> int
         f"{'cuda' if cuda else 'cpu'}; warehouse {settings.warehouse}",
         flush=True,
     )
-    if args.with_upstream:
-        select = " or ".join(f"key:{k}" for k in UPSTREAM)
-        if not materialize(select, None, None, settings).success:
-            print("upstream run failed", file=sys.stderr)
-            return 1
+    if args.with_upstream and not materialize(UPSTREAM_SELECTION, None, None, settings).success:
+        print("upstream run failed", file=sys.stderr)
+        return 1
     reference = args.qlib_reference
     if args.qlib_python:
         wh = Warehouse(settings.warehouse)

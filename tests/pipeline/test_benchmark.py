@@ -11,13 +11,11 @@ import polars as pl
 import pytest
 
 from evaluation.benchmark import BenchmarkPlan, aggregate, evaluate_reference, results_markdown
+from pipeline.cli import UPSTREAM_SELECTION as UPSTREAM
 from pipeline.resources import SegmentsResource
 from tests.helpers import materialize_selection, range_tags, settings_for
 from warehouse.feature_tables import trading_days
 from warehouse.store import Warehouse
-
-UPSTREAM = "key:calendar or key:universe or key:bars or key:features_alpha158 or key:features_alpha360 or " \
-    "key:labels or key:dataset_alpha360_rnn or key:dataset_alpha158_20"  # fmt: skip
 
 
 def run_benchmark_asset(settings, **config):
