@@ -6,6 +6,7 @@ from pipeline.partitions import window_dates
 from pipeline.resources import MarketSourceResource, WarehouseResource
 from warehouse import quality
 from warehouse.ingest import ingest_bars, sync_calendar, sync_membership
+from warehouse.sources.base import SkippedFile
 
 GROUP = "bars"
 
@@ -43,15 +44,24 @@ def universe(source: MarketSourceResource, warehouse: WarehouseResource) -> dg.M
         "select count(distinct instrument) as n, min(start_date) as s, max(end_date) as e from instruments"
     )
     row = members.row(0, named=True)
-    return dg.MaterializeResult(
-        metadata={
-            "universe": source.universe or "all",
-            "membership_ranges": n,
-            "instruments": row["n"],
-            "first_day": str(row["s"]),
-            "last_day": str(row["e"]),
-            "benchmark": source.benchmark_instrument() or "none",
-        }
+    skipped = src.skipped_membership()
+    metadata: dict = {
+        "universe": source.universe or "all",
+        "membership_ranges": n,
+        "instruments": row["n"],
+        "first_day": str(row["s"]),
+        "last_day": str(row["e"]),
+        "benchmark": source.benchmark_instrument() or "none",
+        "skipped_lines": len(skipped),
+    }
+    if skipped:
+        metadata["skipped"] = _skipped_table(skipped)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _skipped_table(skipped: list[SkippedFile]) -> dg.MetadataValue:
+    return dg.MetadataValue.md(
+        "| file | reason |\n|---|---|\n" + "\n".join(f"| `{s.path}` | {s.reason.replace('|', '/')} |" for s in skipped)
     )
 
 
@@ -88,10 +98,7 @@ def build_bars_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition
             "skipped_files": len(report.skipped),
         }
         if report.skipped:
-            metadata["skipped"] = dg.MetadataValue.md(
-                "| file | reason |\n|---|---|\n"
-                + "\n".join(f"| `{s.path}` | {s.reason.replace('|', '/')} |" for s in report.skipped)
-            )
+            metadata["skipped"] = _skipped_table(report.skipped)
         return dg.MaterializeResult(metadata=metadata)
 
     return bars
@@ -102,12 +109,21 @@ def _result(outcome: quality.CheckOutcome, severity: dg.AssetCheckSeverity) -> d
         k: (dg.MetadataValue.text("\n".join(v) or "none") if isinstance(v, list) else v)
         for k, v in outcome.metadata.items()
     }
+    if isinstance(metadata.get("offending_rows"), str):
+        metadata["offending_rows"] = dg.MetadataValue.md(metadata["offending_rows"])
+    if outcome.severity is not None:  # the check decided: a failed WARN does not block, a failed ERROR does
+        severity = dg.AssetCheckSeverity.WARN if outcome.severity == "warn" else dg.AssetCheckSeverity.ERROR
     return dg.AssetCheckResult(
         passed=outcome.passed, severity=severity, description=outcome.description, metadata=metadata
     )
 
 
-def build_bars_checks() -> list[dg.AssetChecksDefinition]:
+def build_bars_checks(
+    max_bad_price_fraction: float = quality.DEFAULT_MAX_BAD_PRICE_FRACTION,
+) -> list[dg.AssetChecksDefinition]:
+    """The bars checks; price-rule violations in at most ``max_bad_price_fraction`` of the rows
+    (PIPELINE_MAX_BAD_PRICE_FRACTION) are a warning, more block downstream."""
+
     @dg.asset_check(asset="bars", blocking=True, description="Every (instrument, date) appears once.")
     def bars_unique_keys(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         return _result(quality.check_unique_keys(warehouse.get()), dg.AssetCheckSeverity.ERROR)
@@ -115,10 +131,13 @@ def build_bars_checks() -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(
         asset="bars",
         blocking=True,
-        description="low <= open, close <= high; prices positive; volume non-negative.",
+        description="low <= open, close <= high (within float32 rounding); prices positive; volume non-negative. "
+        f"Violations in at most {max_bad_price_fraction:.4%} of the rows (PIPELINE_MAX_BAD_PRICE_FRACTION) are a "
+        "warning with the rows listed; more fail with ERROR and block downstream.",
     )
     def bars_price_sanity(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        return _result(quality.check_price_sanity(warehouse.get()), dg.AssetCheckSeverity.ERROR)
+        outcome = quality.check_price_sanity(warehouse.get(), max_bad_price_fraction)
+        return _result(outcome, dg.AssetCheckSeverity.ERROR)
 
     @dg.asset_check(asset="bars", blocking=True, description="Every bar is dated on a trading day of the calendar.")
     def bars_dates_in_calendar(warehouse: WarehouseResource) -> dg.AssetCheckResult:

@@ -9,16 +9,6 @@ import dagster as dg
 import polars as pl
 import pydantic
 
-from evaluation.benchmark import (
-    BenchmarkPlan,
-    comparison_markdown,
-    evaluate_reference,
-    read_results,
-    read_runs,
-    results_markdown,
-    run_benchmark,
-)
-from evaluation.plots import benchmark_bars_png, png_markdown
 from models.config import model_config_names
 from pipeline.metadata import frame_markdown
 from pipeline.resources import ComputeResource, MarketSourceResource, SegmentsResource, WarehouseResource
@@ -68,6 +58,18 @@ def benchmark_results(
     segments: SegmentsResource,
     compute: ComputeResource,
 ) -> dg.MaterializeResult:
+    # Imported here: they pull in torch and matplotlib (~2 s), which a CLI run of other assets never needs.
+    from evaluation.benchmark import (
+        BenchmarkPlan,
+        comparison_markdown,
+        evaluate_reference,
+        read_results,
+        read_runs,
+        results_markdown,
+        run_benchmark,
+    )
+    from evaluation.plots import benchmark_bars_png, png_markdown
+
     wh = warehouse.get()
     seg = segments.resolve(trading_days(wh), rolling=False)
     benchmark = source.benchmark_instrument()

@@ -97,7 +97,7 @@ def build_backtest_asset(model: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"backtest_{model}",
         group_name=GROUP,
-        code_version="1",
+        code_version="2",  # 2: the report covers the whole test segment (Qlib's first and last day)
         pool="warehouse",
         kinds={"duckdb"},
         deps=[f"predictions_{model}", "bars"],
@@ -111,8 +111,11 @@ def build_backtest_asset(model: str) -> dg.AssetsDefinition:
         segments: SegmentsResource,
         source: MarketSourceResource,
     ) -> dg.MaterializeResult:
-        scores, (start, end) = _scores(warehouse, segments, model)
-        result = evaluate_backtest(warehouse.get(), scores, source.benchmark_instrument(), config.to_backtest_config())
+        scores, window = _scores(warehouse, segments, model)
+        # Qlib's workflow: the backtest covers the test segment, its first day (no score of the day before) included
+        result = evaluate_backtest(
+            warehouse.get(), scores, source.benchmark_instrument(), config.to_backtest_config(), window
+        )
         store_backtest(warehouse.get(), model, result)
         daily = result.daily.sort("date")
         no_cost = daily["excess_return_without_cost"].fill_null(0).cum_sum()

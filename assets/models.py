@@ -1,5 +1,5 @@
-"""Group ``models``: fitted data handlers (processed datasets), one training asset per model configuration
-and one daily-partitioned scoring asset per model, all made by factories."""
+"""Group ``handlers``: the fitted data handlers (processed datasets); group ``models``: one training asset per
+model configuration and one daily-partitioned scoring asset per model, all made by factories."""
 
 import dataclasses
 from typing import Any
@@ -21,7 +21,9 @@ from pipeline.profiles import profile_overrides
 from pipeline.resources import ComputeResource, SegmentsResource, WarehouseResource
 from warehouse.feature_tables import FEATURE_TABLES, trading_days
 
-GROUP_DATA = "features"
+# The fitted handlers have their own group: they are fitted on the train segment, not date-rangeable like
+# group `features`, so `--select 'group:features' --start .. --end ..` stays a pure range selection.
+GROUP_DATA = "handlers"
 GROUP = "models"
 HANDLERS = ("alpha360_rnn", "alpha158_20")
 
@@ -103,6 +105,11 @@ def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         cfg = ModelConfig.from_dict(config.model_dump())
         seg = _segments(context, warehouse, segments)
+        context.log.info(
+            f"{name}: profile {compute.profile}, up to {cfg.n_epochs} epochs"
+            + (f" of at most {cfg.max_batches_per_epoch} batches" if cfg.max_batches_per_epoch else "")
+            + f", hidden {cfg.hidden_size} x {cfg.num_layers} layers, device {compute.device}"
+        )
         trained = train_and_store(
             warehouse.get(), warehouse.artifact_dir, name, cfg, seg, device=compute.device, log=context.log.info
         )
@@ -156,13 +163,14 @@ def build_predictions_asset(name: str, profile: str, partitions: dg.PartitionsDe
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, compute: ComputeResource
     ) -> dg.MaterializeResult:
         start, end = window_dates(context)
-        report = score_window(warehouse.get(), name, start, end, device=compute.device)
+        report = score_window(warehouse.get(), name, start, end, device=compute.device, log=context.log)
         return dg.MaterializeResult(
             metadata={
                 "model_version": report.version,
                 "rows": report.rows,
                 "date_range": f"{start}..{end}",
                 "seconds": round(report.seconds, 3),
+                "phase_seconds": {k: round(v, 3) for k, v in report.phases.items()},
             }
         )
 

@@ -15,6 +15,17 @@ Each trading day t, in Qlib's order:
    ``cost = fees / previous value``, ``turnover = traded value / previous value``, and the benchmark return.
 
 Risk metrics are Qlib's ``risk_analysis`` of ``return - bench`` and ``return - bench - cost``.
+
+The window [start_date, end_date] is Qlib's ``backtest(start_time, end_time)``: every trading day in it is a report
+row. Day 1 reads the scores of the trading day before start_date, as Qlib's ``get_step_time(shift=1)`` does:
+
+* scores that start on start_date (Qlib's workflow: predictions and backtest both cover the test segment): day 1
+  has no score to read, trades nothing and is still in the report, with return 0 and that day's benchmark return,
+  so its excess return is ``-bench``;
+* scores that start earlier: day 1 trades on the previous day's scores.
+
+The last day trades on the scores of the day before it; scores dated end_date itself are never read. Qlib also
+needs one calendar day after end_date to exist (its step's right boundary); this backtest does not.
 """
 
 from __future__ import annotations
@@ -148,8 +159,10 @@ def _score_panel(scores: pl.DataFrame, dates: np.ndarray, instruments: np.ndarra
 
 
 def _trade_days(calendar: np.ndarray, scores: pl.DataFrame, config: BacktestConfig) -> tuple[int, int]:
-    """Index range [first, last] of the trading days, by default Qlib's PortAnaRecord rule: from the first score
-    date to the trading day before the last score date."""
+    """Index range [first, last] of the report's trading days: those in [start_date, end_date]. A date left None
+    follows PortAnaRecord's rule for a backtest config without start_time / end_time: the first score date, and
+    the trading day before the last score date. (Qlib's benchmark workflows set both to the test segment, which is
+    what ``evaluation.workflow.evaluate_backtest`` does.)"""
     if config.start_date is not None:
         first = int(np.searchsorted(calendar, np.datetime64(config.start_date, "D"), "left"))
     else:
@@ -202,7 +215,8 @@ def run_backtest(
 ) -> BacktestResult:
     """Run the backtest.
 
-    ``scores``: instrument, date, score (the score of day t-1 drives the trades of day t). ``bars``: instrument,
+    ``scores``: instrument, date, score (the score of day t-1 drives the trades of day t; on the first day, those
+    of the trading day before ``config.start_date`` if there are any, else no trade). ``bars``: instrument,
     date, close, change, factor (+ the deal price column) for EVERY instrument that may be traded, over the
     backtest days. ``benchmark_returns``: date, bench (None: a zero benchmark); build it with
     ``benchmark_returns_from_bars`` from bars that start before the backtest so its first day has a previous

@@ -84,15 +84,20 @@ class BenchmarkPlan:
 
 # -- evaluation of one set of test scores -----------------------------------------------------------------
 def evaluate_scores(
-    warehouse: Warehouse, scores: pl.DataFrame, benchmark: str | None, backtest: BacktestConfig
+    warehouse: Warehouse,
+    scores: pl.DataFrame,
+    benchmark: str | None,
+    backtest: BacktestConfig,
+    window: tuple[dt.date, dt.date] | None = None,
 ) -> dict[str, float]:
-    """IC / ICIR / Rank IC / Rank ICIR and the with-cost (and without-cost) excess-return risk figures."""
+    """IC / ICIR / Rank IC / Rank ICIR and the with-cost (and without-cost) excess-return risk figures; the
+    backtest covers ``window`` (the test segment; default: the scores' dates), first day included."""
     scores = scores.select("instrument", "date", "score").drop_nulls("score").filter(pl.col("score").is_finite())
     if scores.height == 0:
         raise ValueError("benchmark: the run produced no finite test score")
     lo, hi = scores["date"].min(), scores["date"].max()
     signal = evaluate_signal(scores, read_labels(warehouse, lo, hi)).metrics
-    result = evaluate_backtest(warehouse, scores, benchmark, backtest).metrics
+    result = evaluate_backtest(warehouse, scores, benchmark, backtest, window).metrics
     with_cost, without = result["excess_return_with_cost"], result["excess_return_without_cost"]
     out = {k: float(signal[k]) for k in ("ic", "icir", "rank_ic", "rank_icir")}
     out.update({k: float(with_cost[k]) for k in ("annualized_return", "information_ratio", "max_drawdown")})
@@ -202,7 +207,7 @@ def run_benchmark(
                     "score": np.asarray(values, dtype=np.float64),
                 }
             )
-            metrics = evaluate_scores(warehouse, scores, benchmark, backtest)
+            metrics = evaluate_scores(warehouse, scores, benchmark, backtest, segments.test)
             row = {
                 "implementation": IMPLEMENTATION,
                 "model": name,
@@ -265,7 +270,7 @@ def evaluate_reference(
         # The same checks as `python -m pipeline backtest --scores`: columns, unique keys, known instruments, days.
         scores = load_scores(path).filter(pl.col("date").is_between(*segments.test))
         validate_scores(scores, known, calendar, where=f"{manifest}, line {number}: score file {path}")
-        metrics = evaluate_scores(warehouse, scores, benchmark, backtest)
+        metrics = evaluate_scores(warehouse, scores, benchmark, backtest, segments.test)
         config = get_model_config(run["model"])
         cuda = str(run["device"]).startswith("cuda")
         row = {

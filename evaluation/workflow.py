@@ -3,6 +3,7 @@ out-of-sample scores -> signal analysis -> TopkDropout backtest -> leaderboard."
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -59,13 +60,31 @@ def evaluate_signal(scores: pl.DataFrame, labels: pl.DataFrame) -> SignalReport:
     return SignalReport(daily, metrics)
 
 
+def backtest_window(
+    scores: pl.DataFrame, config: BacktestConfig, window: tuple[dt.date, dt.date] | None = None
+) -> tuple[dt.date, dt.date]:
+    """The backtest's [start, end] as Qlib's benchmark workflows set it (``port_analysis_config.backtest``
+    start_time / end_time = the test segment): the config's dates where set, else ``window`` (the test segment),
+    else the first and last score date."""
+    lo, hi = window if window is not None else (scores["date"].min(), scores["date"].max())
+    return config.start_date or lo, config.end_date or hi
+
+
 def evaluate_backtest(
-    warehouse: Warehouse, scores: pl.DataFrame, benchmark: str | None, config: BacktestConfig
+    warehouse: Warehouse,
+    scores: pl.DataFrame,
+    benchmark: str | None,
+    config: BacktestConfig,
+    window: tuple[dt.date, dt.date] | None = None,
 ) -> BacktestResult:
-    start, end = scores["date"].min(), scores["date"].max()
-    bars = read_backtest_bars(warehouse, start, config.end_date or end)
+    """TopkDropout backtest over ``backtest_window``, every trading day of it in the report. With scores that
+    start on the window's first day (the test segment's own predictions) that day trades nothing and counts with
+    return 0 and the benchmark's return, as in Qlib; scores of the day before it, if given, are traded on it."""
+    start, end = backtest_window(scores, config, window)
+    bars = read_backtest_bars(warehouse, start, end)
     bench = benchmark_returns_from_bars(bars, benchmark) if benchmark else None
     stocks = bars.filter(pl.col("instrument") != benchmark) if benchmark else bars
+    config = dataclasses.replace(config, start_date=start, end_date=end)
     return run_backtest(scores.select("instrument", "date", "score"), stocks, bench, config)
 
 

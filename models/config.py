@@ -50,6 +50,9 @@ class ModelConfig:
     handler: str = "alpha360_rnn"  # processing handler config that produces the samples
     nan_policy: str = "error"
     eval_train: bool = True  # evaluate the train loss after every epoch, as Qlib (costs one forward pass)
+    # Cap on train batches per epoch, 0 = every batch (Qlib). The batches are the first ones of the epoch's
+    # seeded shuffle, so a capped epoch is a deterministic random draw from the whole train segment.
+    max_batches_per_epoch: int = 0
     bf16: bool = False  # bfloat16 autocast, CUDA only
     torch_compile: bool = False  # torch.compile the network, CUDA only
 
@@ -65,6 +68,8 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.max_batches_per_epoch, int) or self.max_batches_per_epoch < 0:
+            raise ValueError(f"max_batches_per_epoch must be an integer >= 0, got {self.max_batches_per_epoch!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not self.lr > 0:

@@ -259,6 +259,13 @@ def train_model(
         if size < config.batch_size:
             _emit(log, f"{config.name}: {n_train} train samples < batch_size {config.batch_size}; one partial batch")
         n_batches = n_train // size
+        if config.max_batches_per_epoch and config.max_batches_per_epoch < n_batches:
+            _emit(
+                log,
+                f"{config.name}: {config.max_batches_per_epoch} of {n_batches} train batches per epoch "
+                "(max_batches_per_epoch), drawn by the epoch's seeded shuffle",
+            )
+            n_batches = config.max_batches_per_epoch
 
         def autocast() -> contextlib.AbstractContextManager:
             return _autocast(config, dev)
@@ -305,7 +312,16 @@ def train_model(
                     "seconds": time.perf_counter() - t_epoch,
                 }
             )
-            _emit(log, f"{config.name} epoch {epoch}: train {-tr:.6f} valid {valid_score:.6f}")
+            # Progress with a time-left estimate from the mean epoch so far (early stopping may end sooner).
+            elapsed = time.perf_counter() - t_begin
+            per_epoch = sum(h["seconds"] for h in history) / len(history)
+            left = per_epoch * (config.n_epochs - epoch - 1)
+            _emit(
+                log,
+                f"{config.name} epoch {epoch + 1}/{config.n_epochs}: train loss {tr:.6f} valid loss {va:.6f} "
+                f"({history[-1]['seconds']:.1f} s, {n_batches} batches; elapsed {elapsed:.0f} s, "
+                f"at most {left:.0f} s left)",
+            )
             if valid_score > best_score:  # False for NaN
                 best_score, best_epoch, stall = valid_score, epoch, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

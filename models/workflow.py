@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +236,8 @@ class ScoreReport:
     version: str
     rows: int
     seconds: float
+    # seconds per phase: load (artifact), read (features from DuckDB), build (processors + samples), forward, write
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def _member_rows(warehouse: Warehouse, feature_set: str, start: dt.date, end: dt.date) -> int:
@@ -248,9 +250,22 @@ def _member_rows(warehouse: Warehouse, feature_set: str, start: dt.date, end: dt
     ).item()
 
 
-def score_window(warehouse: Warehouse, name: str, start: dt.date, end: dt.date, device: str = "auto") -> ScoreReport:
-    """Score [start, end] with the registered artifact of ``name`` and store the scores under its version."""
+def score_window(
+    warehouse: Warehouse,
+    name: str,
+    start: dt.date,
+    end: dt.date,
+    device: str = "auto",
+    log: Any = None,
+    batch_size: int | None = None,
+) -> ScoreReport:
+    """Score [start, end] with the registered artifact of ``name`` and store the scores under its version.
+
+    ``log`` gets the scoring progress (see :func:`models.scoring.predict`); ``batch_size`` defaults to the
+    model's own (inference batches only change the float rounding of the GEMMs, not the scores).
+    """
     t0 = time.perf_counter()
+    phases: dict[str, float] = {}
     entry = current_model(warehouse, name)
     model, config, extra = load_artifact(entry["path"], device=resolve_device(device))
     fitted = FittedHandler.from_state(extra["handler_state"])
@@ -258,10 +273,37 @@ def score_window(warehouse: Warehouse, name: str, start: dt.date, end: dt.date, 
     scores = pl.DataFrame(
         schema={"model": pl.Utf8, "model_version": pl.Utf8, "instrument": pl.Utf8, "date": pl.Date, "score": pl.Float64}
     )
-    if calendar and _member_rows(warehouse, HANDLER_FEATURE_SET[config.handler], start, end):
-        samples = build_model_samples(warehouse, config, fitted, {"test": (start, end)})["test"]
+    feature_set = HANDLER_FEATURE_SET[config.handler]
+    phases["load"] = time.perf_counter() - t0
+    if calendar and _member_rows(warehouse, feature_set, start, end):
+        t = time.perf_counter()
+        step = config.step_len if config.layout == "sequence" else 0
+        features, labels = read_panel(warehouse, feature_set, _history_start(warehouse, start, step), end)
+        membership = read_membership(warehouse)
+        phases["read"] = time.perf_counter() - t
+        t = time.perf_counter()
+        samples = build_segments(
+            fitted,
+            features,
+            labels,
+            {"test": (start, end)},
+            view=config.layout,
+            step_len=config.step_len,
+            membership=membership,
+        )["test"]
+        del features, labels
+        phases["build"] = time.perf_counter() - t
         if samples.n_samples:
-            values = predict(model, samples, device=resolve_device(device), batch_size=config.batch_size)
+            t = time.perf_counter()
+            values = predict(
+                model,
+                samples,
+                device=resolve_device(device),
+                batch_size=batch_size or config.batch_size,
+                log=log,
+                name=f"predictions_{name} {start}..{end}",
+            )
+            phases["forward"] = time.perf_counter() - t
             scores = pl.DataFrame(
                 {
                     "model": name,
@@ -271,7 +313,9 @@ def score_window(warehouse: Warehouse, name: str, start: dt.date, end: dt.date, 
                     "score": np.asarray(values, dtype=np.float64),
                 }
             )
+    t = time.perf_counter()
     rows = warehouse.replace(
         "predictions", scores, date_range=(start, end), where={"model": name, "model_version": entry["model_version"]}
     )
-    return ScoreReport(name, entry["model_version"], rows, time.perf_counter() - t0)
+    phases["write"] = time.perf_counter() - t
+    return ScoreReport(name, entry["model_version"], rows, time.perf_counter() - t0, phases)

@@ -36,11 +36,7 @@ def _range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
 def build_jobs(model_names: list[str]) -> list:
     predictions = [f"predictions_{m}" for m in model_names]
     update = dg.AssetSelection.assets(*UNPARTITIONED_REFERENCE, *PARTITIONED_UPDATE, *predictions)
-    retrain = (
-        update
-        | dg.AssetSelection.groups("models", "evaluation")
-        | dg.AssetSelection.assets("dataset_alpha360_rnn", "dataset_alpha158_20")
-    )
+    retrain = update | dg.AssetSelection.groups("handlers", "models", "evaluation")
     return [
         dg.define_asset_job(
             "daily_update",
@@ -63,7 +59,13 @@ def build_jobs(model_names: list[str]) -> list:
     ]
 
 
-def build_schedule(settings: Settings) -> dg.ScheduleDefinition:
+RELOAD_HINT = (
+    "the loaded partitions end on {end}: reload the code location (UI: Deployment → Reload) to add the "
+    "later trading days; `python -m pipeline materialize` loads them on every run"
+)
+
+
+def build_schedule(settings: Settings, last_partition: dt.date | None = None) -> dg.ScheduleDefinition:
     retrain_every = int(os.environ.get("PIPELINE_RETRAIN_EVERY", "1"))
     refresh_days = int(os.environ.get("PIPELINE_REFRESH_DAYS", "14"))
     cron = os.environ.get("PIPELINE_SCHEDULE_CRON", "30 16 * * 1-5")  # after the 15:00 close
@@ -82,18 +84,26 @@ def build_schedule(settings: Settings) -> dg.ScheduleDefinition:
     def daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
         tz = zoneinfo.ZoneInfo(settings.timezone)
         today = (context.scheduled_execution_time or dt.datetime.now(tz)).astimezone(tz).date()
-        return plan_daily_run(settings, today, retrain_every, refresh_days)
+        return plan_daily_run(settings, today, retrain_every, refresh_days, last_partition)
 
     return daily_schedule
 
 
 def plan_daily_run(
-    settings: Settings, today: dt.date, retrain_every: int = 1, refresh_days: int = 14
+    settings: Settings,
+    today: dt.date,
+    retrain_every: int = 1,
+    refresh_days: int = 14,
+    last_partition: dt.date | None = None,
 ) -> dg.RunRequest | dg.SkipReason:
-    """The run the schedule asks for on ``today`` (a plain function, so it is testable)."""
+    """The run the schedule asks for on ``today`` (a plain function, so it is testable). ``last_partition``
+    is the last partition of the loaded definitions: a day after it has no partition yet, so it is skipped
+    with the reload hint rather than requested."""
     calendar = open_source(settings.source, settings.on_bad_file).calendar()
     if today not in calendar:
         return dg.SkipReason(f"{today} is not a trading day of {settings.source}")
+    if last_partition is not None and today > last_partition:
+        return dg.SkipReason(f"{today} has no partition yet: " + RELOAD_HINT.format(end=last_partition))
     start = min(d for d in calendar if d >= today - dt.timedelta(days=refresh_days))
     position = calendar.index(today)
     job = "daily_retrain" if position % retrain_every == 0 else "daily_update"
@@ -104,7 +114,7 @@ def plan_daily_run(
     )
 
 
-def build_sensor(settings: Settings) -> dg.SensorDefinition:
+def build_sensor(settings: Settings, last_partition: dt.date | None = None) -> dg.SensorDefinition:
     @dg.sensor(
         name="new_data_sensor",
         job_name="daily_update",
@@ -116,16 +126,33 @@ def build_sensor(settings: Settings) -> dg.SensorDefinition:
         calendar = open_source(settings.source, settings.on_bad_file).calendar()
         _open_cached.cache_clear()
         last_seen = dt.date.fromisoformat(context.cursor) if context.cursor else None
-        request = plan_new_data_run(calendar, last_seen)
+        request = plan_new_data_run(calendar, last_seen, last_partition)
+        beyond = [d for d in calendar if last_partition is not None and d > last_partition]
+        if beyond:
+            # Days the loaded partitions do not have yet: never requested (their keys do not exist); the
+            # cursor stops at the loaded end, so they are requested on the first tick after a reload.
+            context.log.warning(
+                f"{len(beyond)} new trading day(s) {beyond[0]}..{beyond[-1]}: " + RELOAD_HINT.format(end=last_partition)
+            )
         if request is None:
+            if beyond:
+                return dg.SkipReason(
+                    f"{len(beyond)} new trading day(s) from {beyond[0]}: " + RELOAD_HINT.format(end=last_partition)
+                )
             return dg.SkipReason(f"no trading day after {last_seen} in {settings.source}")
-        return dg.SensorResult(run_requests=[request], cursor=calendar[-1].isoformat())
+        return dg.SensorResult(run_requests=[request], cursor=request.tags["dagster/asset_partition_range_end"])
 
     return new_data_sensor
 
 
-def plan_new_data_run(calendar: list[dt.date], last_seen: dt.date | None) -> dg.RunRequest | None:
-    new_days = [d for d in calendar if last_seen is None or d > last_seen]
+def plan_new_data_run(
+    calendar: list[dt.date], last_seen: dt.date | None, last_partition: dt.date | None = None
+) -> dg.RunRequest | None:
+    """The run for the trading days after ``last_seen``, up to ``last_partition`` (the loaded partitions' last
+    day, when given): a day beyond it has no partition key yet."""
+    new_days = [
+        d for d in calendar if (last_seen is None or d > last_seen) and (last_partition is None or d <= last_partition)
+    ]
     if not new_days:
         return None
     return dg.RunRequest(

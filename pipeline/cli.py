@@ -55,8 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--skip-training", action="store_true", help="only evaluate --qlib-reference")
     bt = sub.add_parser("backtest", help="signal metrics and TopkDropout backtest of a score file, as JSON")
     bt.add_argument("--scores", required=True, help="parquet file with columns instrument, date, score")
-    bt.add_argument("--start", type=_date, help="first score date to use")
-    bt.add_argument("--end", type=_date, help="last score date to use")
+    bt.add_argument(
+        "--start",
+        type=_date,
+        help="first day of the backtest and of the signal analysis (default: the file's first score date; the "
+        "first day trades on the scores of the trading day before it if the file has them, else trades nothing)",
+    )
+    bt.add_argument(
+        "--end", type=_date, help="last day of the backtest and of the signal analysis (default: the file's last)"
+    )
     bt.add_argument("--benchmark", help="benchmark instrument (default: PIPELINE_BENCHMARK or the source's own)")
     bt.add_argument("--topk", type=int, default=50)
     bt.add_argument("--n-drop", type=int, default=5)
@@ -87,17 +94,23 @@ def backtest_scores(args: argparse.Namespace, settings: Settings | None = None) 
     if not warehouse.table_exists("bars") or not warehouse.table_exists("labels"):
         raise SystemExit(
             f"warehouse {warehouse.path} has no bars or labels yet; run `python -m pipeline materialize "
-            "--select 'group:bars or labels'` first"
+            "--select 'group:bars or key:labels'` first"
         )
     scores = load_scores(args.scores)
-    if args.start:
-        scores = scores.filter(pl.col("date") >= args.start)
+    calendar = trading_days(warehouse)
+    # Qlib's workflow: the backtest window is the scores' window (or --start/--end), first day included; the
+    # backtest also reads the scores of the trading day before --start, which the first day trades on (Qlib's rule)
+    before = [d for d in calendar if args.start and d < args.start]
+    lo = before[-1] if before else args.start
+    if lo:
+        scores = scores.filter(pl.col("date") >= lo)
     if args.end:
         scores = scores.filter(pl.col("date") <= args.end)
-    if scores.height == 0:
+    in_window = scores.filter(pl.col("date") >= args.start) if args.start else scores
+    if in_window.height == 0:
         raise SystemExit(f"score file {args.scores} has no rows in {args.start}..{args.end}")
     known = warehouse.query("select distinct instrument from bars")["instrument"].to_list()
-    validate_scores(scores, known, trading_days(warehouse), where=f"score file {args.scores}")
+    validate_scores(scores, known, calendar, where=f"score file {args.scores}")
     benchmark = (
         args.benchmark
         or MarketSourceResource(
@@ -116,9 +129,9 @@ def backtest_scores(args: argparse.Namespace, settings: Settings | None = None) 
         min_cost=args.min_cost,
         trade_unit=args.trade_unit,
     )
-    lo, hi = scores["date"].min(), scores["date"].max()
-    signal = evaluate_signal(scores, read_labels(warehouse, lo, hi))
-    result = evaluate_backtest(warehouse, scores, benchmark, config)
+    window = (args.start or in_window["date"].min(), args.end or in_window["date"].max())
+    signal = evaluate_signal(in_window, read_labels(warehouse, *window))
+    result = evaluate_backtest(warehouse, scores, benchmark, config, window)
     return evaluation_summary(signal.metrics, result.metrics)
 
 
@@ -307,9 +320,31 @@ def print_summary(settings: Settings | None = None) -> None:
     print(warehouse_summary(settings or Settings.from_env()))
 
 
+def silence_known_library_warnings() -> None:
+    """The library warnings the project has chosen to live with, silenced by category and message so that the
+    terminal shows the run's own log lines; any other warning still prints.
+
+    * Dagster's BetaWarning for ``backfill_policy``: every partitioned asset sets a single-run backfill
+      policy on purpose (a range is one run); the parameter is beta in Dagster 1.x and the warning repeats
+      once per asset at every definitions load.
+    * Dagster's BetaWarning for ``include_sources`` of ``AssetSelection.groups``: Dagster's own selection
+      string parser passes it for every ``group:`` term of ``--select``.
+    """
+    import warnings
+
+    warnings.filterwarnings(
+        "ignore", message=r"Parameter `backfill_policy` .* is currently in beta", category=dg.BetaWarning
+    )
+    warnings.filterwarnings(
+        "ignore", message=r"Parameter `include_sources` .* is currently in beta", category=dg.BetaWarning
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    silence_known_library_warnings()
     args = build_parser().parse_args(argv)
     if args.command == "materialize":
+        print(Settings.from_env().profile_note, flush=True)
         result = materialize(args.select, args.start, args.end)
         if not result.success:
             print("run failed", file=sys.stderr)

@@ -52,7 +52,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     source = _open_cached(settings.source, settings.on_bad_file)
     source.check_universe(settings.universe)
-    partitions = daily_partitions(source.calendar()[0], settings.timezone)
+    trading_days = source.calendar()
+    partitions = daily_partitions(trading_days[0], trading_days[-1], settings.timezone)
     models = list(model_config_names())
     assets = [
         calendar,
@@ -65,9 +66,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     ]
     return dg.Definitions(
         assets=assets,
-        asset_checks=build_bars_checks(),
+        asset_checks=build_bars_checks(settings.max_bad_price_fraction),
         jobs=build_jobs(models),
-        schedules=[build_schedule(settings)],
-        sensors=[build_sensor(settings)],
+        schedules=[build_schedule(settings, trading_days[-1])],
+        sensors=[build_sensor(settings, trading_days[-1])],
         resources=build_resources(settings),
     )

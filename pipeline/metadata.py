@@ -7,8 +7,6 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
-from evaluation.plots import png_markdown
-
 
 def line_plot_png(
     series: Mapping[str, Sequence[float]], xlabel: str, ylabel: str, x: Sequence | None = None, title: str = ""
@@ -38,6 +36,9 @@ def line_plot_png(
 
 
 def line_plot_markdown(series: Mapping[str, Sequence[float]], xlabel: str, ylabel: str, **kw) -> str:
+    # Imported here: matplotlib costs ~0.3 s at CLI start, and only a training / evaluation run plots.
+    from evaluation.plots import png_markdown
+
     return png_markdown(line_plot_png(series, xlabel, ylabel, **kw), alt=ylabel)
 
 

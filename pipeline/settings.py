@@ -23,6 +23,9 @@ class Settings:
     timezone: str
     profile: str
     segments: str | None = None
+    profile_note: str = ""  # which training profile was chosen and why, logged at the start of a run
+    # bars_price_sanity: violations in at most this fraction of the rows warn, more block (warehouse.quality)
+    max_bad_price_fraction: float = 0.001
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -34,13 +37,8 @@ class Settings:
         if on_bad not in ("fail", "skip"):
             raise ValueError(f"PIPELINE_ON_BAD_FILE must be 'fail' or 'skip', got {on_bad!r}")
         source = env.get("PIPELINE_SOURCE", "synthetic").strip() or "synthetic"
-        profile = env.get("PIPELINE_PROFILE", "").strip().lower()
-        if not profile:
-            # The synthetic default trains a quick configuration so that `make run` ends in minutes on a
-            # laptop; real data gets Qlib's benchmark settings.
-            profile = "quick" if source.startswith("synthetic") else "benchmark"
-        if profile not in ("quick", "benchmark", "smoke"):
-            raise ValueError(f"PIPELINE_PROFILE must be 'quick', 'benchmark' or 'smoke', got {profile!r}")
+        max_bad = _fraction(env, "PIPELINE_MAX_BAD_PRICE_FRACTION", 0.001)
+        profile, profile_note = choose_profile(env.get("PIPELINE_PROFILE", ""), source, device)
         return cls(
             warehouse=str(
                 Path(env.get("PIPELINE_WAREHOUSE") or REPO_ROOT / "data" / "warehouse.duckdb").expanduser().resolve()
@@ -53,4 +51,49 @@ class Settings:
             timezone=env.get("PIPELINE_TIMEZONE", "Asia/Shanghai").strip() or "Asia/Shanghai",
             profile=profile,
             segments=(env.get("PIPELINE_SEGMENTS") or "").strip() or None,
+            profile_note=profile_note,
+            max_bad_price_fraction=max_bad,
         )
+
+
+def _fraction(env: dict[str, str], name: str, default: float) -> float:
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a fraction between 0 and 1 (e.g. 0.001), got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # also rejects nan
+        raise ValueError(f"{name} must be a fraction between 0 and 1 (e.g. 0.001), got {text!r}")
+    return value
+
+
+PROFILE_NAMES = ("quick", "cpu", "benchmark", "smoke")
+BENCHMARK_NOTE = "benchmark would train Qlib's full budget (up to 200 epochs, early stopping) instead"
+
+
+def cuda_available() -> bool:
+    import torch  # lazily: only real data without an explicit profile or device needs to look
+
+    return torch.cuda.is_available()
+
+
+def choose_profile(requested: str, source: str, device: str, cuda: bool | None = None) -> tuple[str, str]:
+    """The training profile and a one-line note saying why. ``PIPELINE_PROFILE`` wins; the synthetic market
+    gets ``quick``; real data gets ``benchmark`` (Qlib's full budget) when training runs on CUDA, ``cpu``
+    (Qlib's networks, a bounded budget) otherwise. ``cuda`` overrides the detection (tests)."""
+    profile = requested.strip().lower()
+    if profile:
+        if profile not in PROFILE_NAMES:
+            raise ValueError(f"PIPELINE_PROFILE must be one of {', '.join(PROFILE_NAMES)}, got {profile!r}")
+        return profile, f"training profile {profile} (PIPELINE_PROFILE)"
+    if source.startswith("synthetic"):
+        return "quick", "training profile quick (synthetic market; PIPELINE_PROFILE=benchmark for Qlib's budget)"
+    on_cuda = device == "cuda" or (device == "auto" and (cuda_available() if cuda is None else cuda))
+    if on_cuda:
+        return "benchmark", "training profile benchmark (real data, CUDA): Qlib's full budget, up to 200 epochs"
+    return "cpu", (
+        "training profile cpu (real data, no CUDA): Qlib's networks, 2 epochs of at most 200 batches each; "
+        f"with a GPU (or PIPELINE_PROFILE=benchmark) the {BENCHMARK_NOTE}"
+    )

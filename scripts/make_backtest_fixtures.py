@@ -7,6 +7,14 @@ rows and as forward-filled volume-0 rows, late listings, delistings and factor j
 directory in a temporary folder, runs Qlib 0.9's TopkDropoutStrategy backtest and ``calc_ic`` /
 ``calc_long_short_return`` on random scores, and stores inputs and Qlib's outputs under
 tests/fixtures/evaluation/. Nothing here comes from real market data.
+
+Each scenario runs under the two ways the scores can meet the backtest window [start_date, end_date]:
+
+* previous day (``qlib_report_<scenario>.parquet``): the scores start one trading day before start_date, so the
+  first day already trades on them;
+* first day (``qlib_report_first_day_<scenario>.parquet``): Qlib's workflow, where predictions and backtest
+  cover the same test segment: the scores are those dated in [start_date, end_date], so the first day has no
+  previous-day score, trades nothing and is still a report row (return 0, the benchmark's return in the excess).
 """
 
 from __future__ import annotations
@@ -303,8 +311,11 @@ def run_qlib(work: Path, out: Path) -> None:
     calendar = [dt.date.fromisoformat(d) for d in spec["calendar"]]
     start, end = dt.date.fromisoformat(spec["start_date"]), dt.date.fromisoformat(spec["end_date"])
     pred = qlib_series(pl.read_parquet(work / "scores.parquet"))
+    # Qlib's workflow: the predictions of the test segment, backtested over that same segment
+    days = pred.index.get_level_values("datetime")
+    test_segment = pred[(days >= pd.Timestamp(start)) & (days <= pd.Timestamp(end))]
     out.mkdir(parents=True)
-    results: dict = {"scenarios": {}}
+    results: dict = {"scenarios": {}, "first_day": {}}
     for market_name in ("base", "no_factor"):
         qlib.init(
             provider_uri=str(work / market_name), region="cn", expression_cache=None, dataset_cache=None, kernels=1
@@ -318,13 +329,16 @@ def run_qlib(work: Path, out: Path) -> None:
                 report, metrics = run_qlib_backtest(pred, start, end, scenario)
                 report_frame(report).write_parquet(out / f"qlib_report_{name}.parquet", compression="zstd")
                 results["scenarios"][name] = {**scenario, "metrics": metrics}
+                report, metrics = run_qlib_backtest(test_segment, start, end, scenario)
+                report_frame(report).write_parquet(out / f"qlib_report_first_day_{name}.parquet", compression="zstd")
+                results["first_day"][name] = {"metrics": metrics}
     (out / "results.json").write_text(json.dumps(results))
 
 
 def same_outputs(a: Path, b: Path) -> list[str]:
     """Scenarios whose Qlib report differs (beyond float noise) between two runs."""
     bad = []
-    for name in SCENARIOS:
+    for name in [*SCENARIOS, *(f"first_day_{n}" for n in SCENARIOS)]:
         ra, rb = (pl.read_parquet(p / f"qlib_report_{name}.parquet") for p in (a, b))
         if not (ra["n_holdings"].equals(rb["n_holdings"]) and np.allclose(ra["account"], rb["account"], rtol=1e-12)):
             bad.append(name)

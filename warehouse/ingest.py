@@ -90,5 +90,6 @@ def ingest_bars(
         instruments=bars["instrument"].n_unique() if bars.height else 0,
         trading_days=len(days),
         seconds=time.perf_counter() - t0,
-        skipped=read.skipped,
+        # bad membership lines left out in lenient mode are reported with the bad files
+        skipped=read.skipped + source.skipped_membership(),
     )

@@ -106,17 +106,28 @@ class Warehouse:
         date_column: str = "date",
         key: tuple[str, ...] | None = None,
         add_missing: pl.DataFrame | None = None,
+        missing_before: dt.date | None = None,
     ) -> int:
         """Replace exactly one slice of ``table`` by ``frame`` in one transaction.
 
         The slice is the rows whose ``date_column`` lies in ``date_range`` (inclusive) and whose columns equal
         ``where``; with neither, the whole table. Rows of ``frame`` outside the slice are an error, so a write
         can never touch data it did not first delete. ``add_missing`` rows are inserted in the same transaction
-        only where the table has no row with their ``key`` yet (existing rows stay untouched). Returns the number
-        of rows written in the slice.
+        only where the table has no row with their ``key`` yet (existing rows stay untouched). With
+        ``missing_before``, the rows of ``frame`` dated before it are such add-missing rows instead (split in
+        DuckDB, so a wide frame is not copied twice). Returns the number of rows written in the slice.
         """
         where = dict(where or {})
-        _check_slice(table, frame, date_range, where, date_column)
+        gap_rows = 0
+        if missing_before is not None:
+            if not key:
+                raise ValueError(f"missing_before on {table} needs the key columns")
+            in_gap = frame[date_column] < missing_before
+            gap_rows = int(in_gap.sum())
+            _check_dates(table, frame[date_column].filter(~in_gap), date_range)
+            _check_slice(table, frame, None, where, date_column)
+        else:
+            _check_slice(table, frame, date_range, where, date_column)
         spec = TABLES.get(table) or TableSpec(table, ddl_for_frame(table, frame, key or ()), key or ())
         conditions, params = [], []
         if date_range is not None:
@@ -141,7 +152,23 @@ class Warehouse:
                         # New numeric fields of a source (e.g. "amount") widen the table.
                         con.execute(f'alter table "{table}" add column "{name}" {duck_type(dtype)}')
                 con.execute(f'delete from "{table}" where {predicate}', params)
-                if frame.height:
+                if frame.height and missing_before is not None:
+                    # Arrow scan of the frame's own buffers: the slice rows, then the missing gap rows (the
+                    # anti-join reads only the gap's dates of the table).
+                    con.register("_incoming", frame.to_arrow())
+                    con.execute(
+                        f'insert into "{table}" by name select * from _incoming where "{date_column}" >= ?',
+                        [missing_before],
+                    )
+                    if gap_rows:
+                        match = " and ".join(f't."{k}" = g."{k}"' for k in key or ())
+                        con.execute(
+                            f'insert into "{table}" by name select g.* from _incoming g where g."{date_column}" < ? '
+                            f'and not exists (select 1 from "{table}" t where {match} and t."{date_column}" < ?)',
+                            [missing_before, missing_before],
+                        )
+                    con.unregister("_incoming")
+                elif frame.height:
                     con.register("_incoming", frame.to_arrow())
                     con.execute(f'insert into "{table}" by name select * from _incoming')
                     con.unregister("_incoming")
@@ -159,11 +186,20 @@ class Warehouse:
             except BaseException:
                 con.execute("rollback")
                 raise
-        return frame.height
+        return frame.height - gap_rows
 
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
         with self.connect() as con:
             con.execute(sql, params or [])
+
+
+def _check_dates(table: str, dates: pl.Series, date_range: tuple[dt.date, dt.date] | None) -> None:
+    if date_range is not None and len(dates):
+        lo, hi = dates.min(), dates.max()
+        if lo < date_range[0] or hi > date_range[1]:
+            raise ValueError(
+                f"rows for {table} span {lo}..{hi}, outside the slice {date_range[0]}..{date_range[1]} being replaced"
+            )
 
 
 def _check_slice(

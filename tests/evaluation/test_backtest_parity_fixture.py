@@ -2,7 +2,9 @@
 
 The fixture (tests/fixtures/evaluation/) comes from scripts/make_backtest_fixtures.py: 31 instruments x 80 days
 with limit-up/down days, suspensions as missing rows and as forward-filled volume-0 rows, factor jumps, a score
-day missing, scores for a name the market does not know, and four strategy/exchange settings.
+day missing, scores for a name the market does not know, and four strategy/exchange settings, each backtested
+over [start_date, end_date] with scores that start the day before (``qlib_report_<scenario>``) and with the
+scores of that window only, Qlib's workflow, whose first day trades nothing (``qlib_report_first_day_<scenario>``).
 """
 
 from __future__ import annotations
@@ -40,22 +42,48 @@ def _config(scenario: dict) -> BacktestConfig:
     )
 
 
+def _assert_same_as_qlib(daily: pl.DataFrame, metrics: dict, report: str, expected_metrics: dict) -> None:
+    qlib = pl.read_parquet(FIXTURES / f"{report}.parquet")
+    assert daily["date"].to_list() == qlib["date"].to_list()
+    assert daily["n_holdings"].to_list() == qlib["n_holdings"].to_list()
+    for column in ("account", "value", "cash", "total_cost", "total_turnover"):
+        np.testing.assert_allclose(daily[column], qlib[column], rtol=1e-12, atol=1e-6, err_msg=column)
+    for column in ("return", "cost", "turnover", "bench"):
+        np.testing.assert_allclose(daily[column], qlib[column], rtol=0, atol=1e-13, err_msg=column)
+    for series, expected in expected_metrics.items():
+        for key, value in expected.items():
+            assert metrics[series][key] == pytest.approx(value, rel=1e-9, abs=1e-12), (series, key)
+
+
+def _test_segment(scores: pl.DataFrame) -> pl.DataFrame:
+    """Qlib's workflow: the predictions of the backtest window itself, none of the day before."""
+    return scores.filter(pl.col("date").is_between(START, END))
+
+
 @pytest.mark.parametrize("name", sorted(MANIFEST["scenarios"]))
 def test_backtest_matches_qlib(name: str, scores: pl.DataFrame) -> None:
+    """Scores from the day before the window: the first day trades on them."""
     scenario = MANIFEST["scenarios"][name]
     bars = pl.read_parquet(FIXTURES / f"bars_{scenario['market']}.parquet")
     result = run_backtest(scores, bars, benchmark_returns_from_bars(bars, MANIFEST["benchmark"]), _config(scenario))
-    qlib = pl.read_parquet(FIXTURES / f"qlib_report_{name}.parquet")
+    _assert_same_as_qlib(result.daily, result.metrics, f"qlib_report_{name}", scenario["metrics"])
 
-    assert result.daily["date"].to_list() == qlib["date"].to_list()
-    assert result.daily["n_holdings"].to_list() == qlib["n_holdings"].to_list()
-    for column in ("account", "value", "cash", "total_cost", "total_turnover"):
-        np.testing.assert_allclose(result.daily[column], qlib[column], rtol=1e-12, atol=1e-6, err_msg=column)
-    for column in ("return", "cost", "turnover", "bench"):
-        np.testing.assert_allclose(result.daily[column], qlib[column], rtol=0, atol=1e-13, err_msg=column)
-    for series, expected in scenario["metrics"].items():
-        for key, value in expected.items():
-            assert result.metrics[series][key] == pytest.approx(value, rel=1e-9, abs=1e-12), (series, key)
+
+@pytest.mark.parametrize("name", sorted(MANIFEST["first_day"]))
+def test_first_day_without_previous_scores_matches_qlib(name: str, scores: pl.DataFrame) -> None:
+    """Scores that start on the window's first day: that day trades nothing and is in the report."""
+    scenario = MANIFEST["scenarios"][name]
+    bars = pl.read_parquet(FIXTURES / f"bars_{scenario['market']}.parquet")
+    bench = benchmark_returns_from_bars(bars, MANIFEST["benchmark"])
+    result = run_backtest(_test_segment(scores), bars, bench, _config(scenario))
+    _assert_same_as_qlib(
+        result.daily, result.metrics, f"qlib_report_first_day_{name}", MANIFEST["first_day"][name]["metrics"]
+    )
+    first = result.daily.row(0, named=True)
+    assert first["date"] == START and first["n_holdings"] == 0
+    assert first["return"] == first["cost"] == first["turnover"] == 0.0
+    assert first["bench"] != 0.0 and first["excess_return_with_cost"] == -first["bench"]
+    assert result.trades["date"].min() > START
 
 
 def test_the_fixture_exercises_the_hard_cases(scores: pl.DataFrame) -> None:

@@ -106,7 +106,7 @@ def test_csv_source_aliases_and_adjusted_close(tmp_path: Path) -> None:
     assert src.calendar() == [dt.date(2021, 1, 4), dt.date(2021, 1, 5), dt.date(2021, 1, 6)]
     bars = src.read_bars(None).bars
     a = bars.filter(pl.col("instrument") == "AAA")
-    assert a["close"].to_list() == [21.0, 21.6, 21.2]
+    assert a["close"].to_list() == pytest.approx([21.0, 21.6, 21.2], rel=1e-15)  # close × factor: adj close
     assert a["factor"].to_list() == pytest.approx([2.0, 2.0, 4.0])
     assert a["open"].to_list() == pytest.approx([20.0, 21.0, 20.8])
     assert a["volume"].to_list() == pytest.approx([500.0, 600.0, 650.0])
@@ -114,6 +114,30 @@ def test_csv_source_aliases_and_adjusted_close(tmp_path: Path) -> None:
     b = bars.filter(pl.col("instrument") == "BBB")
     assert b["factor"].to_list() == [1.0, 1.0] and b["vwap"].to_list() == [1.05, 1.1]
     assert src.membership(None).height == 2
+
+
+def test_csv_adjustment_keeps_equal_raw_prices_equal(tmp_path: Path) -> None:
+    # Raw close == high (a limit-up close) and close == low, factors that are not powers of two: with
+    # close = adj close and high = high × (adj close / close), the two differ in the last bit.
+    rng = np.random.default_rng(0)
+    n = 400
+    close = np.round(rng.uniform(3, 90, n), 2)
+    high = np.where(np.arange(n) % 2 == 0, close, np.round(close * 1.03, 2))
+    low = np.where(np.arange(n) % 2 == 1, close, np.round(close * 0.97, 2))
+    adj = np.round(close * rng.uniform(0.3, 3.7, n), 4)
+    dates = [(dt.date(2001, 1, 1) + dt.timedelta(days=i)).isoformat() for i in range(n)]
+    raw = pl.DataFrame({"timestamp": dates, "open": close, "high": high, "low": low, "close": close})
+    raw = raw.with_columns(adjusted_close=pl.Series(adj), volume=pl.lit(1000.0), dividend_amount=pl.lit(0.0))
+    _write_csv(tmp_path / "X.csv", raw)
+    bars = open_source(f"csv:{tmp_path}").read_bars(None).bars
+    evens, odds = bars.filter(pl.int_range(pl.len()) % 2 == 0), bars.filter(pl.int_range(pl.len()) % 2 == 1)
+    assert (evens["close"] == evens["high"]).all() and (odds["close"] == odds["low"]).all()
+    assert (bars["open"] == bars["close"]).all()
+    as32 = bars.select(pl.col("open", "high", "low", "close").cast(pl.Float32))
+    assert (as32["close"] >= as32["low"]).all() and (as32["close"] <= as32["high"]).all()
+    assert bars["close"].to_numpy() == pytest.approx(adj, rel=1e-15)
+    assert bars["factor"].to_numpy() == pytest.approx(adj / close, rel=1e-15)
+    assert bars["volume"].to_numpy() == pytest.approx(1000.0 * close / adj, rel=1e-12)
 
 
 GOOD_CSV = "date,open,high,low,close,volume\n2021-01-04,1,1.2,0.9,1.1,100\n2021-01-05,1.1,1.3,1.0,1.2,120\n"
@@ -131,6 +155,8 @@ GOOD_CSV = "date,open,high,low,close,volume\n2021-01-04,1,1.2,0.9,1.1,100\n2021-
         (GOOD_CSV + "2021-01-05,1.1,1.3,1.0,1.2,120\n", "duplicate date 2021-01-05"),
         ("date,open,high,low,close,volume\n2021-01-04,1,1.2,0.9,-1.1,100\n", "non-positive close"),
         ("date,open,high,low,close,volume\n2021-01-04,1,1.2,0.9,abc,100\n", "non-numeric value 'abc'"),
+        ("date,open,high,low,close,volume\n", "header row but no data rows (instrument BAD)"),
+        ("Date,Open,High,Low,Close,Adj Close,Volume\r\n\r\n", "header row but no data rows"),
     ],
 )
 def test_csv_bad_files_name_file_and_problem(tmp_path: Path, body: str, message: str) -> None:
@@ -165,6 +191,42 @@ def test_qlib_directory_errors(tmp_path: Path, synth: SyntheticSource) -> None:
 
     with pytest.raises(SourceError, match=r"unknown universe 'csi300'.*valid universes: all"):
         QlibBinSource(root).membership("csi300")
+
+
+def test_qlib_bin_with_no_values_is_bad_input(tmp_path: Path, synth: SyntheticSource) -> None:
+    root = write_qlib_dir(tmp_path / "q", synth.read_bars(None).bars, synth.calendar())
+    np.array([3.0], dtype="<f4").tofile(root / "features" / "syn0004" / "volume.day.bin")  # start index only
+    with pytest.raises(SourceError, match=r"syn0004/volume.day.bin: start index 3 but no values"):
+        QlibBinSource(root).read_bars(None)
+    read = QlibBinSource(root, on_bad_file="skip").read_bars(None)
+    assert "SYN0004" not in read.bars["instrument"].to_list()
+    assert len(read.skipped) == 1 and "no values" in read.skipped[0].reason
+
+
+@pytest.mark.parametrize("kind", ["qlib", "csv"])
+def test_membership_line_ending_before_it_starts(tmp_path: Path, synth: SyntheticSource, kind: str) -> None:
+    bars = synth.read_bars(None).bars
+    if kind == "qlib":
+        root = write_qlib_dir(tmp_path / "q", bars, synth.calendar())
+    else:
+        root = tmp_path / "c"
+        root.mkdir()
+        for (inst,), frame in bars.group_by(["instrument"]):
+            frame.drop("instrument").write_csv(root / f"{inst}.csv")
+    (root / "instruments").mkdir(exist_ok=True)
+    universe = root / "instruments" / "mine.txt"
+    universe.write_text(
+        "SYN0001\t2020-01-02\t2020-06-30\n\nSYN0002\t2020-09-01\t2020-03-01\nSYN0003\t2020-02-03\t2020-12-31\n"
+    )
+    with pytest.raises(SourceError) as err:
+        open_source(f"{kind}:{root}").membership("mine")
+    assert "mine.txt, line 3: instrument SYN0002 ends (2020-03-01) before it starts (2020-09-01)" in str(err.value)
+    lenient = open_source(f"{kind}:{root}", on_bad_file="skip")
+    members = lenient.membership("mine")
+    lenient.membership("mine")  # read twice (as a run does): reported once
+    assert members["instrument"].to_list() == ["SYN0001", "SYN0003"]
+    assert [s.path for s in lenient.skipped_membership()] == [f"{universe}, line 3"]
+    assert "before it starts" in lenient.skipped_membership()[0].reason
 
 
 def test_unknown_scheme_and_options() -> None:

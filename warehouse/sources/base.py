@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
@@ -64,6 +65,23 @@ class BarSource(ABC):
         self, instruments: list[str] | None, start: dt.date | None = None, end: dt.date | None = None
     ) -> BarsRead:
         """Bars of ``instruments`` (``None``: all) with dates in [start, end], in BAR_COLUMNS order."""
+
+    def skipped_membership(self) -> list[SkippedFile]:
+        """Membership-file lines left out in lenient mode (each named by file and line), in reading order."""
+        return list(getattr(self, "_membership_skipped", {}).values())
+
+    def _read_membership(self, path: Path) -> pl.DataFrame:
+        """A Qlib-layout ``instruments/<universe>.txt``; strict mode raises on a bad line, lenient mode records it."""
+        from warehouse.sources.qlib_bin import read_membership_file  # the format lives with Qlib's layout
+
+        if self.on_bad_file != "skip":
+            return read_membership_file(path)
+        skipped: list[SkippedFile] = []
+        members = read_membership_file(path, skipped)
+        seen = self.__dict__.setdefault("_membership_skipped", {})
+        for s in skipped:  # membership is read more than once per run; report each line once
+            seen.setdefault(s.path, s)
+        return members
 
     def default_benchmark(self) -> str | None:
         """The benchmark instrument the source itself proposes, if any."""

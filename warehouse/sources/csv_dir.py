@@ -12,13 +12,15 @@ low            low
 close          close
 volume         volume, vol
 adjusted close adj close, adjclose, adjusted close, adj_close (gives ``factor`` = adj close / close;
-               prices are then adjusted: price × factor, and volume ÷ factor, as in Qlib's data)
+               prices are then adjusted: every price (open, high, low, close, vwap) × the same factor,
+               and volume ÷ factor, as in Qlib's data; so equal raw prices stay equal once adjusted)
 factor         factor, adj factor, adjustment factor (prices taken as already adjusted)
 change         change, pct change, pct_chg (a fraction; derived from close when absent)
 vwap           vwap, average price (optional)
 =============  ==============================================================================
 
-Without ``factor`` or adjusted close, the factor is 1. Other numeric columns are kept as extra fields.
+Without ``factor`` or adjusted close, the factor is 1. Other numeric columns are kept as extra fields. A file
+with a header and no data rows is bad input (it carries nothing, most likely a failed download).
 Optional ``instruments/<universe>.txt`` files in the same format as Qlib's define universes; the universe
 ``all`` is every CSV file's first-to-last date range. The calendar is the union of all files' dates, or
 ``calendars/day.txt`` when present.
@@ -42,7 +44,7 @@ from warehouse.sources.base import (
     empty_bars,
     finalize_bars,
 )
-from warehouse.sources.qlib_bin import read_calendar, read_membership_file
+from warehouse.sources.qlib_bin import read_calendar
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "date": ("date", "datetime", "timestamp", "time", "tradedate", "day"),
@@ -103,6 +105,9 @@ def read_csv_bars(path: Path) -> pl.DataFrame:
     extras = [c for c in frame.columns if c not in mapping]
     frame = frame.rename(mapping)
     frame = frame.with_row_index("_line", offset=2)  # header is line 1
+    frame = frame.filter(~pl.all_horizontal(pl.exclude("_line").is_null()))  # blank lines carry nothing
+    if frame.height == 0:
+        raise SourceError(f"{path}: header row but no data rows (instrument {instrument}); an empty download?")
 
     parsed = frame.with_columns(pl.col("date").str.strip_chars().alias("_raw_date"))
     parsed = parsed.with_columns(
@@ -137,15 +142,16 @@ def read_csv_bars(path: Path) -> pl.DataFrame:
         )
     parsed = parsed.sort("date")
     if "adjclose" in parsed.columns and "factor" not in parsed.columns:
-        factor = pl.col("adjclose") / pl.col("close")
+        # Every price is raw price × the same factor (close too, rather than taking adj close as is): equal raw
+        # prices (close == high on a limit-up day) then give bit-identical adjusted prices, in float64 and
+        # after any float32 cast, so `low <= close <= high` holds exactly; close × factor and adj close differ
+        # by at most one rounding.
+        parsed = parsed.with_columns((pl.col("adjclose") / pl.col("close")).alias("factor"))
+        factor = pl.col("factor")
+        prices = ["open", "high", "low", "close"] + (["vwap"] if "vwap" in parsed.columns else [])
         parsed = parsed.with_columns(
-            (pl.col("open") * factor).alias("open"),
-            (pl.col("high") * factor).alias("high"),
-            (pl.col("low") * factor).alias("low"),
+            *[(pl.col(c) * factor).alias(c) for c in prices],
             (pl.col("volume") / factor).alias("volume"),
-            *([(pl.col("vwap") * factor).alias("vwap")] if "vwap" in parsed.columns else []),
-            factor.alias("factor"),
-            pl.col("adjclose").alias("close"),
         )
     if "factor" not in parsed.columns:
         parsed = parsed.with_columns(pl.lit(1.0).alias("factor"))
@@ -205,7 +211,7 @@ class CsvDirSource(BarSource):
         self.check_universe(universe)
         path = self.root / "instruments" / f"{universe}.txt"
         if universe is not None and path.is_file():
-            return read_membership_file(path)
+            return self._read_membership(path)
         rows = []
         for inst in self._files:
             bars = self._load(inst)

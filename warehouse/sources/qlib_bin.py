@@ -47,20 +47,36 @@ def read_calendar(root: Path) -> list[dt.date]:
     return dates
 
 
-def read_membership_file(path: Path) -> pl.DataFrame:
-    """``instrument<TAB>start<TAB>end`` lines; an instrument may appear on several lines."""
+def _membership_line(path: Path, lineno: int, line: str) -> tuple[str, dt.date, dt.date]:
+    parts = line.split()
+    if len(parts) < 3:
+        raise SourceError(f"{path}, line {lineno}: expected 'instrument start end', got {line!r}")
+    try:
+        start, end = dt.date.fromisoformat(parts[1][:10]), dt.date.fromisoformat(parts[2][:10])
+    except ValueError:
+        raise SourceError(f"{path}, line {lineno}: cannot parse dates in {line!r}") from None
+    if end < start:  # parses, but contradicts itself: a range that holds no day
+        raise SourceError(
+            f"{path}, line {lineno}: instrument {parts[0].upper()} ends ({end}) before it starts ({start})"
+        )
+    return parts[0].upper(), start, end
+
+
+def read_membership_file(path: Path, skipped: list[SkippedFile] | None = None) -> pl.DataFrame:
+    """``instrument<TAB>start<TAB>end`` lines; an instrument may appear on several lines.
+
+    A bad line raises, naming the file and line; with ``skipped`` (lenient mode) it is left out and appended there.
+    """
     rows: list[tuple[str, dt.date, dt.date]] = []
     for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        parts = line.split()
-        if not parts:
+        if not line.split():
             continue
-        if len(parts) < 3:
-            raise SourceError(f"{path}, line {lineno}: expected 'instrument start end', got {line!r}")
         try:
-            start, end = dt.date.fromisoformat(parts[1][:10]), dt.date.fromisoformat(parts[2][:10])
-        except ValueError:
-            raise SourceError(f"{path}, line {lineno}: cannot parse dates in {line!r}") from None
-        rows.append((parts[0].upper(), start, end))
+            rows.append(_membership_line(path, lineno, line))
+        except SourceError as exc:
+            if skipped is None:
+                raise
+            skipped.append(SkippedFile(f"{path}, line {lineno}", str(exc)))
     return pl.DataFrame(rows, schema=MEMBERSHIP_SCHEMA, orient="row").sort(["instrument", "start_date"])
 
 
@@ -77,6 +93,8 @@ def read_field_file(path: Path, n_calendar: int) -> tuple[int, np.ndarray]:
         raise SourceError(f"{path}: invalid start index {start!r}")
     start = int(start)
     values = raw[1:]
+    if values.size == 0:  # a start index and no series: parses, carries nothing
+        raise SourceError(f"{path}: start index {start} but no values (an empty series)")
     if start + values.size > n_calendar:
         raise SourceError(
             f"{path}: start index {start} plus {values.size} values runs past the calendar's "
@@ -109,10 +127,10 @@ class QlibBinSource(BarSource):
     def membership(self, universe: str | None) -> pl.DataFrame:
         if universe is None:
             if "all" in self.universes():
-                return read_membership_file(self.root / "instruments" / "all.txt")
+                return self._read_membership(self.root / "instruments" / "all.txt")
             return self._spans_from_files()
         self.check_universe(universe)
-        return read_membership_file(self.root / "instruments" / f"{universe}.txt")
+        return self._read_membership(self.root / "instruments" / f"{universe}.txt")
 
     def instruments_with_data(self) -> list[str]:
         return sorted(self._dirs)
@@ -124,7 +142,12 @@ class QlibBinSource(BarSource):
             close = folder / f"close{FREQ_SUFFIX}"
             if not close.is_file():
                 continue
-            start, values = read_field_file(close, n)
+            try:
+                start, values = read_field_file(close, n)
+            except SourceError:
+                if self.on_bad_file != "skip":
+                    raise
+                continue  # read_bars reports the bad file when it skips the instrument
             if values.size:
                 rows.append((inst, self._calendar[start], self._calendar[start + values.size - 1]))
         return pl.DataFrame(rows, schema=MEMBERSHIP_SCHEMA, orient="row")

@@ -1,0 +1,71 @@
+"""Training profiles: which one a machine gets, and that the cpu profile's budget caps real training."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.config import get_model_config
+from models.training import train_model
+from pipeline.profiles import PROFILES, profile_overrides
+from pipeline.settings import Settings, choose_profile
+from tests.models.synthetic import flat_set
+
+QLIB = "qlib:/data/qlib_cn"
+
+
+def test_real_data_without_cuda_gets_the_cpu_profile() -> None:
+    profile, note = choose_profile("", QLIB, "auto", cuda=False)
+    assert profile == "cpu"
+    assert "benchmark" in note and "200 epochs" in note  # says what the GPU profile would do instead
+    assert choose_profile("", QLIB, "cpu", cuda=True)[0] == "cpu"  # PIPELINE_DEVICE=cpu on a GPU machine
+
+
+def test_real_data_with_cuda_gets_the_benchmark_profile() -> None:
+    assert choose_profile("", QLIB, "auto", cuda=True)[0] == "benchmark"
+    assert choose_profile("", QLIB, "cuda", cuda=False)[0] == "benchmark"
+
+
+def test_synthetic_gets_quick_and_the_variable_overrides() -> None:
+    assert choose_profile("", "synthetic", "auto", cuda=True)[0] == "quick"
+    assert choose_profile("Benchmark", QLIB, "auto", cuda=False)[0] == "benchmark"
+    assert choose_profile("cpu", "synthetic", "auto", cuda=True)[0] == "cpu"
+    s = Settings.from_env({"PIPELINE_SOURCE": QLIB, "PIPELINE_DEVICE": "cpu"})
+    assert s.profile == "cpu" and "cpu" in s.profile_note
+    with pytest.raises(ValueError, match="PIPELINE_PROFILE"):
+        Settings.from_env({"PIPELINE_PROFILE": "fast"})
+
+
+def test_cpu_profile_keeps_qlibs_networks() -> None:
+    for name in ("lstm", "gru_ts"):
+        cfg = get_model_config(name, **profile_overrides("cpu", name))
+        bench = get_model_config(name)
+        assert (cfg.hidden_size, cfg.num_layers, cfg.lr, cfg.batch_size) == (
+            bench.hidden_size,
+            bench.num_layers,
+            bench.lr,
+            bench.batch_size,
+        )
+        assert cfg.n_epochs < bench.n_epochs and cfg.max_batches_per_epoch > 0
+
+
+def test_cpu_budget_caps_training_and_logs_epoch_progress() -> None:
+    cap = PROFILES["cpu"]["max_batches_per_epoch"]
+    small_batch = 2  # enough batches in a small synthetic segment to exceed the cap
+    cfg = get_model_config(
+        "lstm", **{**profile_overrides("cpu", "lstm"), "d_feat": 3, "step_len": 8, "hidden_size": 8}
+    ).replace(batch_size=small_batch)
+    train, valid = flat_set(seed=1), flat_set(n_days=15, seed=2)
+    assert len(train.labels) // small_batch > cap
+    lines: list[str] = []
+    result = train_model(cfg, train, valid, device="cpu", log=lines.append)
+    assert result.epochs_run <= PROFILES["cpu"]["n_epochs"]
+    assert result.samples_per_s > 0
+    trained = result.epochs_run * cap * small_batch
+    assert any(f"{cap} of {len(train.labels) // small_batch} train batches" in line for line in lines)
+    epochs = [line for line in lines if " epoch " in line and "left" in line]
+    assert len(epochs) == result.epochs_run and "epoch 1/2: train loss" in epochs[0]
+    assert "valid loss" in epochs[0] and f"{cap} batches" in epochs[0]
+    # Deterministic with the seed: the same draw of batches gives the same losses.
+    again = train_model(cfg, train, valid, device="cpu")
+    assert [h["train_loss"] for h in again.history] == [h["train_loss"] for h in result.history]
+    assert trained == result.epochs_run * cap * small_batch
