@@ -1,19 +1,27 @@
 """Parity of evaluation/ with Qlib 0.9 on the real CSI300 data (dev only; nothing is written to the repo).
 
     /work/qlibenv/bin/python scripts/parity_backtest.py [--signal reversal|random] [--start 2019-01-01]
-        [--end 2020-12-31] [--pin-order]
+        [--end 2020-12-31] [--pin-order] [--ours-python .venv/bin/python]
 
 Builds a deterministic score for the CSI300 members of each day (a 20-day reversal of the close, with a
-seeded 1e-9 jitter so that no two scores tie, or seeded random numbers), then runs
+seeded 1e-9 jitter so that no two scores tie, or seeded random numbers) and compares, for both ways the scores
+can meet the backtest window [--start, --end]:
 
-* Qlib: ``qlib.backtest.backtest`` with TopkDropoutStrategy(topk 50, n_drop 5) on a daily SimulatorExecutor,
-  exchange limit_threshold 0.095, deal_price close, costs 0.0005 / 0.0015 / min 5, benchmark SH000300, and
-  ``calc_ic`` / ``calc_long_short_return`` against the label Ref($close,-2)/Ref($close,-1)-1;
-* ours: ``evaluation.backtest.run_backtest`` and ``evaluation.signal.signal_analysis`` on the same scores, with
-  bars read by warehouse/sources/qlib_bin.py,
+* first_day: the scores start on --start (Qlib's workflow: predictions and backtest cover the test segment), so
+  day 1 trades nothing and is a report row with return 0 and excess -bench;
+* previous_day: the scores start the trading day before --start, so day 1 already trades on them;
 
-and prints both sets of numbers, their differences and the largest daily difference. ``--pin-order`` makes
-Qlib list holdings in name order (see scripts/make_backtest_fixtures.py) instead of hash-seed set order.
+Qlib: ``qlib.backtest.backtest`` with TopkDropoutStrategy(topk 50, n_drop 5) on a daily SimulatorExecutor,
+exchange limit_threshold 0.095, deal_price close, costs 0.0005 / 0.0015 / min 5, benchmark SH000300, and
+``calc_ic`` / ``calc_long_short_return`` against the label Ref($close,-2)/Ref($close,-1)-1;
+ours: ``evaluation.workflow.evaluate_backtest(..., window=(start, end))`` (what the backtest asset calls) over a
+scratch warehouse holding the bars read by warehouse/sources/qlib_bin.py, and ``evaluate_signal``. Our side
+runs in the project's Python (--ours-python, which has DuckDB; pyqlib's environment has not), fed through
+parquet files in a temporary folder.
+
+Prints, per convention, every risk metric of both sides and its difference, the report days on each side and
+the largest daily difference of each report column. ``--pin-order`` makes Qlib list holdings in name order
+(see scripts/make_backtest_fixtures.py) instead of hash-seed set order.
 """
 
 from __future__ import annotations
@@ -31,9 +39,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import polars as pl  # noqa: E402
 
-from evaluation.backtest import BacktestConfig, run_backtest  # noqa: E402
-from evaluation.market import benchmark_returns_from_bars  # noqa: E402
-from evaluation.signal import signal_analysis  # noqa: E402
+from evaluation.backtest import BacktestConfig  # noqa: E402
 from warehouse.sources.qlib_bin import read_membership_file, read_qlib_bars  # noqa: E402
 
 DATA = (REPO / ".." / "shared" / "data" / "qlib_cn").resolve()
@@ -139,15 +145,96 @@ def run_qlib(scores: pl.DataFrame, start: dt.date, end: dt.date, pin_order: bool
     return report, metrics, signal
 
 
+OUR_PYTHON = REPO / ".venv" / "bin" / "python"
+CONVENTIONS = {
+    # Qlib's workflow: the scores are the test segment's own predictions, the backtest window is that segment
+    "first_day": "scores start on the window's first day (Qlib's workflow: day 1 trades nothing)",
+    # scores of the trading day before the window exist, so day 1 already trades on them
+    "previous_day": "scores start the trading day before the window (day 1 trades)",
+}
+REPORT_COLUMNS = ("return", "cost", "turnover", "bench", "account")
+METRICS = ("annualized_return", "information_ratio", "max_drawdown", "mean", "std")
+SERIES = ("excess_return_without_cost", "excess_return_with_cost")
+
+
+def run_ours(work: Path, start: dt.date, end: dt.date) -> None:
+    """Our side, in the project's own environment (pyqlib's has no DuckDB): the bars go into a scratch warehouse
+    and each convention's scores through ``evaluation.workflow.evaluate_backtest`` with the window, as the
+    backtest asset calls it (window = the test segment); the IC through ``evaluate_signal``."""
+    import json
+
+    from evaluation.workflow import evaluate_backtest, evaluate_signal
+    from warehouse.store import Warehouse
+
+    warehouse = Warehouse(work / "warehouse.duckdb")
+    warehouse.ensure_schema()
+    warehouse.replace("bars", pl.read_parquet(work / "bars.parquet"))
+    out: dict = {"seconds": {}}
+    for name in CONVENTIONS:
+        scores = pl.read_parquet(work / f"scores_{name}.parquet")
+        t0 = time.perf_counter()
+        result = evaluate_backtest(warehouse, scores, BENCH, BacktestConfig(), window=(start, end))
+        out["seconds"][name] = time.perf_counter() - t0
+        result.daily.write_parquet(work / f"ours_daily_{name}.parquet")
+        out[name] = result.metrics
+    in_range = pl.read_parquet(work / "scores_first_day.parquet")
+    out["signal"] = evaluate_signal(in_range, pl.read_parquet(work / "labels.parquet")).metrics
+    (work / "ours.json").write_text(json.dumps(out, default=float))
+
+
+def compare(name: str, ours_daily: pl.DataFrame, ours_metrics: dict, q: pd.DataFrame, qlib_metrics: dict) -> None:
+    print(f"\n== {name}: {CONVENTIONS[name]}")
+    print(f"{'metric':48s} {'ours':>14s} {'qlib':>14s} {'diff':>11s}")
+    worst = 0.0
+    for series in SERIES:
+        for metric in METRICS:
+            a, b = float(ours_metrics[series][metric]), float(qlib_metrics[series][metric])
+            worst = max(worst, abs(a - b))
+            print(f"{series + '.' + metric:48s} {a:14.8f} {b:14.8f} {a - b:11.2e}")
+    print(f"max abs metric diff: {worst:.3e}")
+    qd = pl.from_pandas(q.reset_index().rename(columns={"datetime": "qdate"})).with_columns(
+        pl.col("qdate").cast(pl.Date).alias("date")
+    )
+    print(
+        f"report days: ours {ours_daily.height} ({ours_daily['date'].min()}..{ours_daily['date'].max()}), "
+        f"Qlib {qd.height} ({qd['date'].min()}..{qd['date'].max()})"
+    )
+    joined = ours_daily.join(qd, on="date", how="full", suffix="_qlib", coalesce=True)
+    only = joined.filter(pl.col("return").is_null() | pl.col("return_qlib").is_null())["date"].to_list()
+    if only:
+        print(f"days on one side only: {len(only)} {only[:5]}")
+    both = joined.filter(pl.col("return").is_not_null() & pl.col("return_qlib").is_not_null())
+    for col in REPORT_COLUMNS:
+        diff = (both[col] - both[f"{col}_qlib"].cast(pl.Float64)).abs().max()
+        print(f"daily {col:10s} max abs diff {diff:.3e}")
+    holdings = both.filter(pl.col("n_holdings") != pl.col("n_holdings_qlib"))
+    first = holdings["date"].min() if holdings.height else None
+    print(f"days with a different holding count: {holdings.height} (first: {first})")
+    day1 = both.sort("date").row(0, named=True)
+    print(
+        f"day 1 {day1['date']}: return ours {day1['return']:.3e} qlib {day1['return_qlib']:.3e}, "
+        f"turnover ours {day1['turnover']:.3e} qlib {day1['turnover_qlib']:.3e}, bench {day1['bench']:.6f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--signal", choices=["reversal", "random"], default="reversal")
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2019, 1, 1))
     parser.add_argument("--end", type=dt.date.fromisoformat, default=dt.date(2020, 12, 31))
     parser.add_argument("--pin-order", action="store_true")
+    parser.add_argument("--ours-python", type=Path, default=OUR_PYTHON, help="the project's Python (with DuckDB)")
+    parser.add_argument("--ours", type=Path, help=argparse.SUPPRESS)  # internal: run our side on this folder
     args = parser.parse_args()
+    if args.ours is not None:
+        run_ours(args.ours, args.start, args.end)
+        return
     if not (DATA / "calendars" / "day.txt").is_file():
         raise SystemExit(f"real data not found at {DATA}")
+
+    import json
+    import subprocess
+    import tempfile
 
     t0 = time.perf_counter()
     bars = read_qlib_bars(DATA, None, args.start - dt.timedelta(days=60), args.end + dt.timedelta(days=10))
@@ -155,40 +242,50 @@ def main() -> None:
     calendar = np.unique(bars["date"].to_numpy())
     first_score = calendar[np.searchsorted(calendar, np.datetime64(args.start), "left") - 1].item()
     scores = make_scores(bars, member_keys(bars, "csi300"), args.signal, first_score, args.end)
-    days = scores["date"].n_unique()
-    print(f"{scores.height} scores for {days} days ({args.signal}); bars read in {read_seconds:.2f}s")
+    by_convention = {
+        "first_day": scores.filter(pl.col("date") >= args.start),
+        "previous_day": scores,
+    }
+    for name, frame in by_convention.items():
+        print(
+            f"{name}: {frame.height} scores for {frame['date'].n_unique()} days from {frame['date'].min()} "
+            f"({args.signal})"
+        )
+    print(f"bars read in {read_seconds:.2f}s")
 
-    report, qlib_metrics, qlib_signal = run_qlib(scores, args.start, args.end, args.pin_order)
+    qlib_runs = {}
+    qlib_signal = None
+    for name, frame in by_convention.items():
+        report, metrics, signal = run_qlib(frame, args.start, args.end, args.pin_order)
+        qlib_runs[name] = (report, metrics)
+        if qlib_signal is None:  # in-window scores (the IC's input) are the same in both conventions
+            qlib_signal = signal
 
-    t0 = time.perf_counter()
-    config = BacktestConfig(start_date=args.start, end_date=args.end)
-    ours = run_backtest(scores, bars, benchmark_returns_from_bars(bars, BENCH), config)
-    our_seconds = time.perf_counter() - t0
-    in_range = scores.filter(pl.col("date").is_between(args.start, args.end))
-    _, our_signal = signal_analysis(in_range, qlib_signal.pop("labels"))
+    with tempfile.TemporaryDirectory(prefix="parity_backtest_") as tmp:
+        work = Path(tmp)
+        bars.write_parquet(work / "bars.parquet")
+        for name, frame in by_convention.items():
+            frame.write_parquet(work / f"scores_{name}.parquet")
+        qlib_signal.pop("labels").write_parquet(work / "labels.parquet")
+        command = [str(args.ours_python), __file__, "--ours", tmp, "--start", str(args.start), "--end", str(args.end)]
+        subprocess.run(command, check=True, cwd=REPO)
+        ours = json.loads((work / "ours.json").read_text())
+        ours_daily = {name: pl.read_parquet(work / f"ours_daily_{name}.parquet") for name in CONVENTIONS}
 
-    print(f"\nbacktest time: ours {our_seconds:.2f}s, Qlib {qlib_metrics.pop('seconds'):.2f}s")
-    print(f"\n{'metric':48s} {'ours':>14s} {'qlib':>14s} {'diff':>11s}")
-    for series in ("excess_return_without_cost", "excess_return_with_cost"):
-        for name in ("annualized_return", "information_ratio", "max_drawdown", "mean", "std"):
-            a, b = ours.metrics[series][name], qlib_metrics[series][name]
-            print(f"{series + '.' + name:48s} {a:14.8f} {b:14.8f} {a - b:11.2e}")
+    for name in CONVENTIONS:
+        print(
+            f"\nbacktest time {name}: ours {ours['seconds'][name]:.2f}s (evaluate_backtest, incl. the bars query), "
+            f"Qlib {qlib_runs[name][1]['seconds']:.2f}s"
+        )
+    for name in CONVENTIONS:
+        report, metrics = qlib_runs[name]
+        compare(name, ours_daily[name], ours[name], report, metrics)
+
+    print(f"\n== IC (scores in [{args.start}, {args.end}], the same in both conventions)")
     for name, b in qlib_signal.items():
-        a = our_signal[name]
+        # float(): Qlib's label is float32, and NumPy 2 would take the difference in float32
+        a, b = float(ours["signal"][name]), float(b)
         print(f"{name:48s} {a:14.8f} {b:14.8f} {a - b:11.2e}")
-
-    q = report.reset_index()
-    ours_daily = ours.daily
-    if ours_daily.height != len(q):
-        print(f"\nday counts differ: ours {ours_daily.height}, Qlib {len(q)}")
-        return
-    print()
-    for col in ("return", "cost", "turnover", "bench", "account"):
-        diff = np.abs(ours_daily[col].to_numpy() - q[col].to_numpy(dtype=float))
-        print(f"daily {col:10s} max abs diff {diff.max():.3e}")
-    holdings = ours_daily["n_holdings"].to_numpy() != q["n_holdings"].to_numpy()
-    first = ours_daily["date"][int(np.argmax(holdings))] if holdings.any() else None
-    print(f"days with a different holding count: {int(holdings.sum())} (first: {first})")
 
 
 if __name__ == "__main__":
