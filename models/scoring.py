@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from models.batches import DeviceSamples, bad_input_mask
-from models.training import resolve_device
+from models.training import Log, emit, resolve_device
 from processing.samples import SampleSet
 
 # Seconds between two progress lines of a long scoring run.
 PROGRESS_EVERY_S = 10.0
-
-
-def _emit(log: Any, message: str) -> None:
-    if log is None:
-        return
-    if hasattr(log, "info"):
-        log.info(message)
-    else:
-        log(message)
 
 
 def predict(
@@ -31,7 +21,7 @@ def predict(
     samples: SampleSet,
     device: str | torch.device = "auto",
     batch_size: int = 800,
-    log: Any = None,
+    log: Log = None,
     name: str = "scoring",
     progress_every_s: float = PROGRESS_EVERY_S,
 ) -> np.ndarray:
@@ -67,12 +57,12 @@ def predict(
                 if log is not None and now - last >= progress_every_s and stop < n_good:
                     last = now
                     left = (now - t0) / stop * (n_good - stop)
-                    _emit(
+                    emit(
                         log,
                         f"{name}: {stop}/{n_good} samples scored, {now - t0:.0f} s elapsed, about {left:.0f} s left",
                     )
     finally:
         model.train(was_training)
     if log is not None:
-        _emit(log, f"{name}: {n_good} samples scored in {time.perf_counter() - t0:.1f} s ({n - n_good} with bad input)")
+        emit(log, f"{name}: {n_good} samples scored in {time.perf_counter() - t0:.1f} s ({n - n_good} with bad input)")
     return out.cpu().numpy()

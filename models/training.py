@@ -89,7 +89,8 @@ class TrainResult:
     dropped: dict[str, int] = field(default_factory=dict)  # samples removed by nan_policy="drop"
 
 
-def _emit(log: Log, message: str) -> None:
+def emit(log: Log, message: str) -> None:
+    """Send a progress line to ``log`` (a logger, a callable, or None for silence)."""
     if log is None:
         return
     if hasattr(log, "info"):
@@ -257,10 +258,10 @@ def train_model(
         n_train = len(train_data)
         size = config.batch_size if n_train >= config.batch_size else n_train
         if size < config.batch_size:
-            _emit(log, f"{config.name}: {n_train} train samples < batch_size {config.batch_size}; one partial batch")
+            emit(log, f"{config.name}: {n_train} train samples < batch_size {config.batch_size}; one partial batch")
         n_batches = n_train // size
         if config.max_batches_per_epoch and config.max_batches_per_epoch < n_batches:
-            _emit(
+            emit(
                 log,
                 f"{config.name}: {config.max_batches_per_epoch} of {n_batches} train batches per epoch "
                 "(max_batches_per_epoch), drawn by the epoch's seeded shuffle",
@@ -316,7 +317,7 @@ def train_model(
             elapsed = time.perf_counter() - t_begin
             per_epoch = sum(h["seconds"] for h in history) / len(history)
             left = per_epoch * (config.n_epochs - epoch - 1)
-            _emit(
+            emit(
                 log,
                 f"{config.name} epoch {epoch + 1}/{config.n_epochs}: train loss {tr:.6f} valid loss {va:.6f} "
                 f"({history[-1]['seconds']:.1f} s, {n_batches} batches; elapsed {elapsed:.0f} s, "
@@ -328,7 +329,7 @@ def train_model(
             else:
                 stall += 1
                 if stall >= config.early_stop:
-                    _emit(log, f"{config.name}: early stop after epoch {epoch}, best epoch {best_epoch}")
+                    emit(log, f"{config.name}: early stop after epoch {epoch}, best epoch {best_epoch}")
                     break
 
     model.load_state_dict(best_state)

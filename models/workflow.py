@@ -20,7 +20,7 @@ import polars as pl
 from models.artifacts import load_artifact, save_artifact
 from models.config import ModelConfig
 from models.scoring import predict
-from models.training import TrainResult, resolve_device, train_model
+from models.training import Log, TrainResult, resolve_device, train_model
 from pipeline.segments import Segments
 from processing.dataset import build_segments
 from processing.handler import FittedHandler, fit_handler, get_handler_config
@@ -141,22 +141,25 @@ def build_model_samples(
     config: ModelConfig,
     fitted: FittedHandler,
     windows: dict[str, tuple[dt.date, dt.date]],
+    phases: dict[str, float] | None = None,
 ) -> dict:
-    """Processed SampleSets for the named date windows (train/valid: learn data; test: infer data)."""
+    """Processed SampleSets for the named date windows (train/valid: learn data; test: infer data). ``phases``,
+    when given, receives the seconds spent reading (``read``) and processing + building (``build``)."""
     feature_set = HANDLER_FEATURE_SET[config.handler]
     lo = min(w[0] for w in windows.values())
     hi = max(w[1] for w in windows.values())
     step = config.step_len if config.layout == "sequence" else 0
+    t = time.perf_counter()
     features, labels = read_panel(warehouse, feature_set, _history_start(warehouse, lo, step), hi)
-    return build_segments(
-        fitted,
-        features,
-        labels,
-        windows,
-        view=config.layout,
-        step_len=config.step_len,
-        membership=read_membership(warehouse),
+    membership = read_membership(warehouse)
+    t_read = time.perf_counter()
+    samples = build_segments(
+        fitted, features, labels, windows, view=config.layout, step_len=config.step_len, membership=membership
     )
+    if phases is not None:
+        phases["read"] = t_read - t
+        phases["build"] = time.perf_counter() - t_read
+    return samples
 
 
 def train_and_store(
@@ -256,7 +259,7 @@ def score_window(
     start: dt.date,
     end: dt.date,
     device: str = "auto",
-    log: Any = None,
+    log: Log = None,
     batch_size: int | None = None,
 ) -> ScoreReport:
     """Score [start, end] with the registered artifact of ``name`` and store the scores under its version.
@@ -276,23 +279,7 @@ def score_window(
     feature_set = HANDLER_FEATURE_SET[config.handler]
     phases["load"] = time.perf_counter() - t0
     if calendar and _member_rows(warehouse, feature_set, start, end):
-        t = time.perf_counter()
-        step = config.step_len if config.layout == "sequence" else 0
-        features, labels = read_panel(warehouse, feature_set, _history_start(warehouse, start, step), end)
-        membership = read_membership(warehouse)
-        phases["read"] = time.perf_counter() - t
-        t = time.perf_counter()
-        samples = build_segments(
-            fitted,
-            features,
-            labels,
-            {"test": (start, end)},
-            view=config.layout,
-            step_len=config.step_len,
-            membership=membership,
-        )["test"]
-        del features, labels
-        phases["build"] = time.perf_counter() - t
+        samples = build_model_samples(warehouse, config, fitted, {"test": (start, end)}, phases)["test"]
         if samples.n_samples:
             t = time.perf_counter()
             values = predict(

@@ -105,17 +105,16 @@ class Warehouse:
         where: Mapping[str, Any] | None = None,
         date_column: str = "date",
         key: tuple[str, ...] | None = None,
-        add_missing: pl.DataFrame | None = None,
         missing_before: dt.date | None = None,
     ) -> int:
         """Replace exactly one slice of ``table`` by ``frame`` in one transaction.
 
         The slice is the rows whose ``date_column`` lies in ``date_range`` (inclusive) and whose columns equal
         ``where``; with neither, the whole table. Rows of ``frame`` outside the slice are an error, so a write
-        can never touch data it did not first delete. ``add_missing`` rows are inserted in the same transaction
-        only where the table has no row with their ``key`` yet (existing rows stay untouched). With
-        ``missing_before``, the rows of ``frame`` dated before it are such add-missing rows instead (split in
-        DuckDB, so a wide frame is not copied twice). Returns the number of rows written in the slice.
+        can never touch data it did not first delete. With ``missing_before``, the rows of ``frame`` dated before
+        it are inserted in the same transaction only where the table has no row with their ``key`` yet (existing
+        rows stay untouched; split in DuckDB, so a wide frame is not copied twice). Returns the number of rows
+        written in the slice.
         """
         where = dict(where or {})
         gap_rows = 0
@@ -172,16 +171,6 @@ class Warehouse:
                     con.register("_incoming", frame.to_arrow())
                     con.execute(f'insert into "{table}" by name select * from _incoming')
                     con.unregister("_incoming")
-                if add_missing is not None and add_missing.height:
-                    if not key:
-                        raise ValueError(f"add_missing on {table} needs the key columns")
-                    match = " and ".join(f't."{k}" = g."{k}"' for k in key)
-                    con.register("_gap", add_missing.to_arrow())
-                    con.execute(
-                        f'insert into "{table}" by name select g.* from _gap g '
-                        f'where not exists (select 1 from "{table}" t where {match})'
-                    )
-                    con.unregister("_gap")
                 con.execute("commit")
             except BaseException:
                 con.execute("rollback")
