@@ -1,0 +1,105 @@
+"""Qlib's Transformer and Localformer networks (pytorch_transformer[_ts].py, pytorch_localformer[_ts].py).
+
+Both project each day's features to ``d_model``, add a sinusoidal position code and run post-norm encoder
+layers (PyTorch's ``TransformerEncoderLayer``: feed-forward width 2048, ReLU); the newest step feeds
+``Linear(d_model, 1)``. Localformer adds, before each encoder layer, a same-length ``Conv1d(d_model, d_model, 3)``
+over time whose output is added to the layer input, adds the last convolution's output once more at the end,
+and reads the encoded sequence through a GRU.
+
+Qlib runs its encoders sequence-first (``[T, N, d]``); these run batch-first, which has the same parameters
+and the same arithmetic. The module tree mirrors Qlib's, template layer included: ``feature_layer``,
+``pos_encoder.pe`` (a [1000, 1, d_model] buffer), ``encoder_layer.*`` (the layer the stack was copied from, unused
+in forward), ``transformer_encoder.layers.{i}.*`` (Localformer: ``transformer_encoder.conv.{i}.*`` and ``rnn.*``),
+``decoder_layer``. All stacked layers start as copies of one layer, as in Qlib.
+
+Defaults are Qlib's wrapper defaults (d_model 64, nhead 2, 2 layers, dropout 0), not its nn.Module's.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+MAX_LEN = 1000
+
+
+class PositionalEncoding(nn.Module):
+    """Adds ``sin`` / ``cos`` of position x 10000^(-2i/d) to the even / odd channels."""
+
+    def __init__(self, d_model: int, max_len: int = MAX_LEN):
+        super().__init__()
+        if d_model % 2:
+            raise ValueError(f"d_model must be even for the sin/cos code, got {d_model}")
+        position = torch.arange(max_len, dtype=torch.float).unsqueeze(1)
+        rate = torch.exp(torch.arange(0, d_model, 2).float() * (-math.log(10000.0) / d_model))
+        code = torch.zeros(max_len, d_model)
+        code[:, 0::2] = torch.sin(position * rate)
+        code[:, 1::2] = torch.cos(position * rate)
+        # [max_len, 1, d_model]: Qlib's sequence-first shape, kept so its state_dict loads
+        self.register_buffer("pe", code.unsqueeze(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: [N, T, d_model]."""
+        return x + self.pe[: x.shape[1], 0, :]
+
+
+def _encoder_layer(d_model: int, nhead: int, dropout: float) -> nn.TransformerEncoderLayer:
+    return nn.TransformerEncoderLayer(d_model=d_model, nhead=nhead, dropout=dropout, batch_first=True)
+
+
+class TransformerNet(nn.Module):
+    def __init__(self, d_feat: int, d_model: int = 64, nhead: int = 2, num_layers: int = 2, dropout: float = 0.0):
+        super().__init__()
+        self.feature_layer = nn.Linear(d_feat, d_model)
+        self.pos_encoder = PositionalEncoding(d_model)
+        self.encoder_layer = _encoder_layer(d_model, nhead, dropout)
+        # nested tensors only pay off with padding masks, and there are none here
+        self.transformer_encoder = nn.TransformerEncoder(self.encoder_layer, num_layers, enable_nested_tensor=False)
+        self.decoder_layer = nn.Linear(d_model, 1)
+        self.d_feat = d_feat
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        encoded = self.transformer_encoder(self.pos_encoder(self.feature_layer(x)))
+        return self.decoder_layer(encoded[:, -1, :])[:, 0]
+
+
+class LocalformerEncoder(nn.Module):
+    """Encoder layers each preceded by a residual local convolution over time (Qlib's LocalformerEncoder)."""
+
+    def __init__(self, encoder_layer: nn.TransformerEncoderLayer, num_layers: int, d_model: int):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError("Localformer needs at least one layer")
+        self.layers = nn.ModuleList(copy.deepcopy(encoder_layer) for _ in range(num_layers))
+        conv = nn.Conv1d(d_model, d_model, kernel_size=3, stride=1, padding=1)
+        self.conv = nn.ModuleList(copy.deepcopy(conv) for _ in range(num_layers))
+        self.num_layers = num_layers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: [N, T, d_model] -> [N, T, d_model]."""
+        out = x
+        for conv, layer in zip(self.conv, self.layers, strict=True):
+            local = conv(out.transpose(1, 2)).transpose(1, 2)
+            out = layer(out + local)
+        return out + local
+
+
+class LocalformerNet(nn.Module):
+    def __init__(self, d_feat: int, d_model: int = 64, nhead: int = 2, num_layers: int = 2, dropout: float = 0.0):
+        super().__init__()
+        # created first, as in Qlib, so the same seed gives the same weights
+        self.rnn = nn.GRU(d_model, d_model, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
+        self.feature_layer = nn.Linear(d_feat, d_model)
+        self.pos_encoder = PositionalEncoding(d_model)
+        self.encoder_layer = _encoder_layer(d_model, nhead, dropout)
+        self.transformer_encoder = LocalformerEncoder(self.encoder_layer, num_layers, d_model)
+        self.decoder_layer = nn.Linear(d_model, 1)
+        self.d_feat = d_feat
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        encoded = self.transformer_encoder(self.pos_encoder(self.feature_layer(x)))
+        out, _ = self.rnn(encoded)
+        return self.decoder_layer(out[:, -1, :])[:, 0]
