@@ -11,7 +11,8 @@ For each of the six benchmark models (Qlib's nn.Module from pytorch_{lstm,gru,al
 3. one optimisation step on the same batch with NaN labels (Qlib's wrapper ``loss_fn`` + clip_grad_value_
    3.0 + Adam vs ``models.training.masked_mse`` + the same clip + Adam) leaves the same weights.
 
-Prints the largest absolute differences; exits non-zero when one exceeds 1e-5.
+Prints the largest absolute differences; exits non-zero when one exceeds 1e-5. Then runs scripts/parity_zoo.py
+(Transformer, Localformer, TCN, GATs, HIST, IGMTF; see its docstring) and fails when either part fails.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from models.config import get_model_config  # noqa: E402
 from models.networks import build_network  # noqa: E402
 from models.training import masked_mse  # noqa: E402
 from processing.samples import SampleSet  # noqa: E402
+
+sys.path.insert(0, str(REPO / "scripts"))
+import parity_zoo  # noqa: E402
 
 QLIB = {
     "lstm": ("qlib.contrib.model.pytorch_lstm", "LSTMModel", "LSTM"),
@@ -114,7 +118,8 @@ def main() -> int:
         worst = max(worst, init_diff, fwd_diff, loss_diff, step_diff)
         print(f"{name:<9} init {init_diff:.2e}  forward {fwd_diff:.2e}  loss {loss_diff:.2e}  step {step_diff:.2e}")
     print("OK" if worst <= TOL else f"FAIL: largest difference {worst:.2e} > {TOL}")
-    return 0 if worst <= TOL else 1
+    zoo = parity_zoo.main()
+    return 0 if worst <= TOL and zoo == 0 else 1
 
 
 if __name__ == "__main__":
