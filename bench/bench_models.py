@@ -8,6 +8,8 @@ reported, ours and Qlib's interleaved), --batch-size (800), --models lstm,gru_ts
 (default: cpu, plus cuda when available), --threads N (torch CPU threads, default 1: on a shared 2-core machine
 one thread is several times faster than two),
 --qlib-workers N (DataLoader workers of Qlib's TS models; the YAMLs use 20, default 0 here).
+--zoo [options]: instead, forward + backward samples/s of the Transformer / Localformer / TCN / GATs / HIST /
+IGMTF networks against Qlib's modules on the same tensors (bench/bench_zoo_networks.py; its options follow).
 
 Random data with the benchmark shapes: flat rows of 360 values (d_feat 6 x 60 days) for lstm / gru / alstm,
 20-day windows of 20 features for the *_ts models; hidden 64, 2 layers, batch 800.
@@ -178,6 +180,12 @@ class Qlibs:
 
 
 def main() -> None:
+    if "--zoo" in sys.argv[1:]:
+        sys.path.insert(0, str(REPO / "bench"))
+        import bench_zoo_networks
+
+        bench_zoo_networks.main([a for a in sys.argv[1:] if a != "--zoo"])
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=800)

@@ -281,8 +281,9 @@ def check_igmtf(rng: np.random.Generator) -> float:
     theirs.eval()
     with torch.no_grad():  # Qlib's get_train_hidden: one get_hidden pass per training day
         per_day = [theirs(q_train[day_of == d], get_hidden=True) for d in range(12)]
-    train_hidden = np.empty(12, dtype=object)
-    train_hidden[:] = per_day
+    train_hidden = np.empty(12, dtype=object)  # element by element: numpy would unpack the tensors otherwise
+    for d, h in enumerate(per_day):
+        train_hidden[d] = h
     train_hidden_day = torch.cat([h.mean(dim=0, keepdim=True) for h in per_day])
     memory = ours.train_memory(o_train, day_of)
     from_days = TrainMemory.from_days(per_day)
