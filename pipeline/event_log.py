@@ -33,6 +33,7 @@ from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
+from dagster._core.storage.sqlalchemy_compat import db_select
 from dagster._serdes import ConfigurableClassData
 
 
@@ -81,25 +82,32 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         # tags and each asset key's latest-event entry, in one transaction. Not nested in the connection above:
         # both take the storage's (non-reentrant) lock.
         with self.index_transaction() as conn:
-            event_ids = []
-            for row in rows:
-                event_id = conn.execute(SqlEventLogStorageTable.insert().values(**row)).inserted_primary_key[0]
-                if event_id is None:
-                    raise DagsterInvariantViolationError("Cannot store asset event tags for null event id.")
-                event_ids.append(event_id)
+            conn.execute(SqlEventLogStorageTable.insert(), rows)
+            # This transaction holds SQLite's write lock since the insert, so the newest len(rows) ids are
+            # this batch's, in insertion order.
+            newest = conn.execute(
+                db_select([SqlEventLogStorageTable.c.id]).order_by(SqlEventLogStorageTable.c.id.desc()).limit(len(rows))
+            ).fetchall()
+            event_ids = [r[0] for r in reversed(newest)]
+            if len(event_ids) != len(rows):
+                raise DagsterInvariantViolationError("Cannot store asset event tags for null event id.")
             self._store_asset_event_tags(conn, events, event_ids)
             self._store_asset_entries(conn, events, event_ids)
 
     def _store_asset_entries(self, conn: Any, events: list[EventLogEntry], event_ids: list[int]) -> None:
-        """What Dagster's per-event ``_store_asset_event`` leaves in the asset key table after the whole batch:
-        per key, each event's entry values applied in order (later events overwrite earlier columns), written
-        as one insert-or-update."""
+        """What Dagster's per-event ``_store_asset_event`` leaves in the asset key table after the whole batch,
+        as one insert-or-update per key. An event's entry values depend on its type only for which columns they
+        set, so per key and type only the last event counts, applied in order (later ones overwrite columns);
+        that also spares serializing every partition's record as a "last materialization"."""
+        last: dict[tuple[str, Any], int] = {}
+        for i, event in enumerate(events):
+            last[(event.get_dagster_event().asset_key.to_string(), event.dagster_event_type)] = i
         has_index_cols = self._has_asset_key_index_cols_on_connection(conn)
         merged: dict[str, dict[str, Any]] = {}
-        for event, event_id in zip(events, event_ids, strict=True):
-            values = self._get_asset_entry_values(event, event_id, has_index_cols)
+        for (key, _), i in sorted(last.items(), key=lambda kv: kv[1]):
+            values = self._get_asset_entry_values(events[i], event_ids[i], has_index_cols)
             if values:
-                merged.setdefault(event.get_dagster_event().asset_key.to_string(), {}).update(values)
+                merged.setdefault(key, {}).update(values)
         for key, values in merged.items():
             updated = conn.execute(AssetKeyTable.update().values(**values).where(AssetKeyTable.c.asset_key == key))
             if not updated.rowcount:

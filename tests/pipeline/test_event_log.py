@@ -46,7 +46,11 @@ def _index_rows(home: Path) -> dict[str, list[tuple]]:
                 "select dagster_event_type, partition from event_logs where asset_key is not null "
                 "order by partition, dagster_event_type"
             ).fetchall(),
-            "tags": con.execute("select asset_key, key, value from asset_event_tags order by 1, 2, 3").fetchall(),
+            # Joined on the event id: each tag row must point at its own partition's event.
+            "tags": con.execute(
+                "select t.asset_key, e.partition, t.key, t.value from asset_event_tags t "
+                "join event_logs e on e.id = t.event_id order by 1, 2, 3, 4"
+            ).fetchall(),
         }
 
 
@@ -80,6 +84,9 @@ def test_range_run_records_what_dagsters_storage_records(tmp_path: Path, monkeyp
         record = instance.get_asset_records([KEY])[0].asset_entry
         assert record.last_run_id == run_id
         assert record.last_materialization_record.event_log_entry.dagster_event.partition == "2024-02-19"
+        newest = instance.fetch_materializations(KEY, limit=1).records[0]
+        assert newest.storage_id == record.last_materialization_record.storage_id
+        assert newest.partition_key == "2024-02-19"
         mats = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
         assert sorted(r.event_log_entry.dagster_event.partition for r in mats) == sorted(expected)
     # No materialization went through the one-event-per-transaction path.
