@@ -89,6 +89,8 @@ def main() -> None:
         from pipeline.instance import ensure_dagster_home
 
         ensure_dagster_home()  # the instance as the CLI will find it (dagster.yaml written or upgraded)
+    else:
+        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     import dagster as dg
 
     instance = dg.DagsterInstance.get()
