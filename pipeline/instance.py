@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,15 +15,19 @@ import yaml
 from pipeline.settings import REPO_ROOT
 
 # The event log: Dagster's SQLite storage, with a batch of asset events (a range run's partitions) written in
-# one transaction per database instead of one per event (see pipeline/event_log.py).
+# one transaction per database instead of one per event (see pipeline/event_log.py). Its base_dir is Dagster's
+# own event-log location (same files), written out so that the instance also loads without DAGSTER_HOME set
+# (InstanceRef.from_dir).
 EVENT_LOG_STORAGE = """\
 event_log_storage:
-  # Dagster's SQLite event log (same files, $DAGSTER_HOME/history/runs), but a range run's per-partition
-  # events are written in one transaction per batch (DAGSTER_EVENT_BATCH_SIZE), not one per event.
+  # Dagster's SQLite event log (same files as before), but a range run's per-partition events are
+  # written in one transaction per batch (DAGSTER_EVENT_BATCH_SIZE), not one per event.
   module: pipeline.event_log
   class: BatchedSqliteEventLogStorage
+  config:
+    base_dir: {base_dir}
 """
-DAGSTER_YAML = f"""\
+BASE_YAML = """\
 # Written by the pipeline on first use; edit freely.
 telemetry:
   enabled: false
@@ -33,7 +38,17 @@ concurrency:
     default_limit: 1
   runs:
     max_concurrent_runs: 4
-{EVENT_LOG_STORAGE}"""
+"""
+
+
+def event_log_yaml(home: Path) -> str:
+    return EVENT_LOG_STORAGE.format(base_dir=json.dumps(os.path.join(str(home), "history", "runs", "")))
+
+
+def dagster_yaml(home: Path) -> str:
+    return BASE_YAML + event_log_yaml(home)
+
+
 STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
 # Asset events of one step output (one per partition of a range run) that Dagster hands to the storage at once.
 EVENT_BATCH_SIZE = "1000"
@@ -47,7 +62,7 @@ def configure_event_log() -> None:
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
 
 
-def upgraded_yaml(text: str) -> str | None:
+def upgraded_yaml(text: str, home: Path) -> str | None:
     """The instance configuration with the batched event log added, or None to leave it as it is: when it
     already names a storage (the batched one, or one the user chose, e.g. Postgres) or does not parse (Dagster
     reports that itself). An instance written by an earlier version keeps its runs: same files."""
@@ -57,7 +72,7 @@ def upgraded_yaml(text: str) -> str | None:
         return None
     if not isinstance(config, dict) or any(k in config for k in STORAGE_KEYS):
         return None
-    return text.rstrip("\n") + "\n" + EVENT_LOG_STORAGE
+    return text.rstrip("\n") + "\n" + event_log_yaml(home)
 
 
 @contextmanager
@@ -79,9 +94,9 @@ def ensure_dagster_home() -> Path:
     config = home / "dagster.yaml"
     with _home_lock(home):
         if not config.exists():
-            _write_atomically(config, DAGSTER_YAML)
+            _write_atomically(config, dagster_yaml(home))
         else:
-            new = upgraded_yaml(config.read_text())
+            new = upgraded_yaml(config.read_text(), home)
             if new is not None:
                 _write_atomically(config, new)
     os.environ["DAGSTER_HOME"] = str(home)

@@ -11,12 +11,12 @@ import pytest
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
 from pipeline.event_log import BatchedSqliteEventLogStorage
-from pipeline.instance import DAGSTER_YAML, EVENT_LOG_STORAGE, ensure_dagster_home, upgraded_yaml
+from pipeline.instance import BASE_YAML, dagster_yaml, ensure_dagster_home, event_log_yaml, upgraded_yaml
 
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-03-01")
 KEY = dg.AssetKey("daily")
 # The dagster.yaml the pipeline wrote before the batched event log (no storage entry: Dagster's own SQLite).
-OLD_YAML = DAGSTER_YAML.replace(EVENT_LOG_STORAGE, "")
+OLD_YAML = BASE_YAML
 
 
 @dg.asset(partitions_def=PARTITIONS, backfill_policy=dg.BackfillPolicy.single_run(), code_version="1")
@@ -103,6 +103,8 @@ def test_range_run_records_what_dagsters_storage_records(tmp_path: Path, monkeyp
 def ensure_dagster_home_at(home: Path, monkeypatch: pytest.MonkeyPatch) -> dg.DagsterInstance:
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     ensure_dagster_home()
+    # Loadable by directory alone, without DAGSTER_HOME (as other processes and tests load an instance).
+    monkeypatch.delenv("DAGSTER_HOME")
     return dg.DagsterInstance.from_config(str(home))
 
 
@@ -117,19 +119,20 @@ def test_old_instance_is_upgraded_and_keeps_its_runs(tmp_path: Path, monkeypatch
 
     upgraded = ensure_dagster_home_at(home, monkeypatch)
     text = (home / "dagster.yaml").read_text()
-    assert text.startswith(OLD_YAML) and text.endswith(EVENT_LOG_STORAGE)
+    assert text.startswith(OLD_YAML) and text.endswith(event_log_yaml(home.resolve()))
     assert isinstance(upgraded.event_log_storage, BatchedSqliteEventLogStorage)
     assert upgraded.get_run_by_id(before) is not None
     assert upgraded.get_materialized_partitions(KEY) == {f"2024-01-0{d}" for d in range(1, 6)}
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
     ensure_dagster_home()  # idempotent: an upgraded file is left as it is
     assert (home / "dagster.yaml").read_text() == text
 
 
-def test_upgrade_leaves_chosen_storage_and_bad_yaml_alone() -> None:
-    assert upgraded_yaml(OLD_YAML) == OLD_YAML.rstrip("\n") + "\n" + EVENT_LOG_STORAGE
-    assert upgraded_yaml(DAGSTER_YAML) is None
+def test_upgrade_leaves_chosen_storage_and_bad_yaml_alone(tmp_path: Path) -> None:
+    assert upgraded_yaml(OLD_YAML, tmp_path) == OLD_YAML.rstrip("\n") + "\n" + event_log_yaml(tmp_path)
+    assert upgraded_yaml(dagster_yaml(tmp_path), tmp_path) is None
     postgres = "storage:\n  postgres:\n    postgres_url: postgresql://localhost/dagster\n"
-    assert upgraded_yaml(postgres) is None
-    assert upgraded_yaml("event_log_storage:\n  module: x\n  class: Y\n") is None
-    assert upgraded_yaml("telemetry: [unclosed\n") is None
-    assert upgraded_yaml("") == "\n" + EVENT_LOG_STORAGE
+    assert upgraded_yaml(postgres, tmp_path) is None
+    assert upgraded_yaml("event_log_storage:\n  module: x\n  class: Y\n", tmp_path) is None
+    assert upgraded_yaml("telemetry: [unclosed\n", tmp_path) is None
+    assert upgraded_yaml("", tmp_path) == "\n" + event_log_yaml(tmp_path)
