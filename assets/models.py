@@ -8,18 +8,15 @@ import dagster as dg
 import pydantic
 
 from models.config import ModelConfig, get_model_config, model_config_names
-from models.workflow import (
-    HANDLER_FEATURE_SET,
-    fit_and_store_handler,
-    latest_labelled_day,
-    score_window,
-    train_and_store,
-)
 from pipeline.metadata import line_plot_markdown
 from pipeline.partitions import window_dates
 from pipeline.profiles import profile_overrides
 from pipeline.resources import ComputeResource, SegmentsResource, WarehouseResource
+from processing.config import get_handler_config
 from warehouse.feature_tables import FEATURE_TABLES, trading_days
+
+# models.workflow (training, scoring) is imported inside the asset bodies: it pulls in torch (about 2 s), which
+# loading the definitions for a run of bars or features never needs.
 
 # The fitted handlers have their own group: they are fitted on the train segment, not date-rangeable like
 # group `features`, so `--select 'group:features' --start .. --end ..` stays a pure range selection.
@@ -33,13 +30,15 @@ ROLLING_TAG = "pipeline/segments"
 
 
 def _segments(context: dg.AssetExecutionContext, warehouse: WarehouseResource, segments: SegmentsResource):
+    from models.workflow import latest_labelled_day
+
     wh = warehouse.get()
     rolling = segments.rolling or context.run.tags.get(ROLLING_TAG) == "rolling"
     return segments.resolve(trading_days(wh), latest_labelled_day(wh), rolling=rolling)
 
 
 def build_dataset_asset(handler: str) -> dg.AssetsDefinition:
-    feature_table = FEATURE_TABLES[HANDLER_FEATURE_SET[handler]]
+    feature_table = FEATURE_TABLES[get_handler_config(handler).feature_set]
 
     @dg.asset(
         name=f"dataset_{handler}",
@@ -53,6 +52,8 @@ def build_dataset_asset(handler: str) -> dg.AssetsDefinition:
     def _dataset(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, segments: SegmentsResource
     ) -> dg.MaterializeResult:
+        from models.workflow import fit_and_store_handler
+
         seg = _segments(context, warehouse, segments)
         fit = fit_and_store_handler(warehouse.get(), handler, seg)
         context.log.info(f"{handler}: fitted on {fit.fit_start}..{fit.fit_end}, version {fit.version}")
@@ -83,7 +84,7 @@ def model_config_class(name: str, base: ModelConfig) -> type[dg.Config]:
 def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
     base = get_model_config(name, **profile_overrides(profile, name))
     config_cls = model_config_class(name, base)
-    feature_table = FEATURE_TABLES[HANDLER_FEATURE_SET[base.handler]]
+    feature_table = FEATURE_TABLES[get_handler_config(base.handler).feature_set]
 
     @dg.asset(
         name=f"model_{name}",
@@ -103,6 +104,8 @@ def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
         segments: SegmentsResource,
         compute: ComputeResource,
     ) -> dg.MaterializeResult:
+        from models.workflow import train_and_store
+
         cfg = ModelConfig.from_dict(config.model_dump())
         seg = _segments(context, warehouse, segments)
         context.log.info(
@@ -143,7 +146,7 @@ def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
 
 def build_predictions_asset(name: str, profile: str, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     base = get_model_config(name, **profile_overrides(profile, name))
-    feature_table = FEATURE_TABLES[HANDLER_FEATURE_SET[base.handler]]
+    feature_table = FEATURE_TABLES[get_handler_config(base.handler).feature_set]
     # the sequence view reads step_len (20) trading days of history
     lookback = dg.TimeWindowPartitionMapping(start_offset=-30, end_offset=0)
 
@@ -162,6 +165,8 @@ def build_predictions_asset(name: str, profile: str, partitions: dg.PartitionsDe
     def _predictions(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, compute: ComputeResource
     ) -> dg.MaterializeResult:
+        from models.workflow import score_window
+
         start, end = window_dates(context)
         report = score_window(warehouse.get(), name, start, end, device=compute.device, log=context.log)
         return dg.MaterializeResult(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,15 @@ PROFILE_NAMES = ("quick", "cpu", "benchmark", "smoke")
 BENCHMARK_NOTE = "benchmark would train Qlib's full budget (up to 200 epochs, early stopping) instead"
 
 
+# What a machine with an NVIDIA driver has (Linux; /dev/dxg: WSL). Without any of them CUDA cannot be there,
+# and the answer costs no torch import (about 2 s), which a features-only command never needs otherwise.
+NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg")
+
+
+@functools.cache
 def cuda_available() -> bool:
+    if not any(os.path.exists(p) for p in NVIDIA_DRIVER_PATHS):
+        return False
     import torch  # lazily: only real data without an explicit profile or device needs to look
 
     return torch.cuda.is_available()

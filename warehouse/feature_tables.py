@@ -33,6 +33,19 @@ class WindowReport:
     write_s: float = 0.0
 
 
+# Feature and label tables keep (instrument, date) unique by how they are written (a window's dates deleted,
+# then inserted; earlier days only where missing) and declare no primary key: DuckDB's index on a 160- or
+# 360-column table made replacing a two-year window about five times slower than the insert itself.
+# Warehouses written before that have the key: dropped once per table (checked once per process).
+_CHECKED_NO_KEY: set[tuple[str, str]] = set()
+
+
+def _without_primary_key(warehouse: Warehouse, table: str) -> None:
+    if (str(warehouse.path), table) not in _CHECKED_NO_KEY:
+        warehouse.drop_primary_key(table)
+        _CHECKED_NO_KEY.add((str(warehouse.path), table))
+
+
 def trading_days(warehouse: Warehouse) -> list[dt.date]:
     return warehouse.query("select date from calendar order by date")["date"].to_list()
 
@@ -90,8 +103,14 @@ def build_feature_window(warehouse: Warehouse, feature_set: str, start: dt.date,
     # The labels of the last `after` trading days before the window read this window's bars: recompute them.
     write_start, _ = history_bounds(calendar, start, start, after, 0)
     # Rows before write_start are only added where missing; the split happens in DuckDB (no copy of the frame).
+    _without_primary_key(warehouse, table)
     rows = warehouse.replace(
-        table, frame, date_range=(write_start, end), key=("instrument", "date"), missing_before=write_start
+        table,
+        frame,
+        date_range=(write_start, end),
+        key=("instrument", "date"),
+        missing_before=write_start,
+        primary_key=False,
     )
     return WindowReport(
         table=table,

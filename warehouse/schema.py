@@ -84,9 +84,9 @@ def duck_type(dtype: pl.DataType) -> str:
     raise TypeError(f"no warehouse column type for polars dtype {dtype}")
 
 
-def ddl_for_frame(table: str, frame: pl.DataFrame, key: tuple[str, ...]) -> str:
+def ddl_for_frame(table: str, frame: pl.DataFrame, key: tuple[str, ...], primary_key: bool = True) -> str:
     cols = ", ".join(
         f'"{name}" {duck_type(dtype)}{" not null" if name in key else ""}' for name, dtype in frame.schema.items()
     )
-    pk = f", primary key ({', '.join(key)})" if key else ""
+    pk = f", primary key ({', '.join(key)})" if key and primary_key else ""
     return f'create table if not exists "{table}" ({cols}{pk})'

@@ -106,6 +106,7 @@ class Warehouse:
         date_column: str = "date",
         key: tuple[str, ...] | None = None,
         missing_before: dt.date | None = None,
+        primary_key: bool = True,
     ) -> int:
         """Replace exactly one slice of ``table`` by ``frame`` in one transaction.
 
@@ -113,8 +114,10 @@ class Warehouse:
         ``where``; with neither, the whole table. Rows of ``frame`` outside the slice are an error, so a write
         can never touch data it did not first delete. With ``missing_before``, the rows of ``frame`` dated before
         it are inserted in the same transaction only where the table has no row with their ``key`` yet (existing
-        rows stay untouched; split in DuckDB, so a wide frame is not copied twice). Returns the number of rows
-        written in the slice.
+        rows stay untouched; split in DuckDB, so a wide frame is not copied twice). With ``primary_key=False`` a
+        table this call creates does not declare ``key`` as its primary key: the writer keeps the rows unique
+        (as the slice delete and the missing-only insert do), and DuckDB skips maintaining an index that makes
+        replacing a wide slice several times slower. Returns the number of rows written in the slice.
         """
         where = dict(where or {})
         gap_rows = 0
@@ -127,7 +130,9 @@ class Warehouse:
             _check_slice(table, frame, None, where, date_column)
         else:
             _check_slice(table, frame, date_range, where, date_column)
-        spec = TABLES.get(table) or TableSpec(table, ddl_for_frame(table, frame, key or ()), key or ())
+        spec = TABLES.get(table) or TableSpec(
+            table, ddl_for_frame(table, frame, key or (), primary_key=primary_key), key or ()
+        )
         conditions, params = [], []
         if date_range is not None:
             conditions.append(f'"{date_column}" between ? and ?')
@@ -176,6 +181,31 @@ class Warehouse:
                 con.execute("rollback")
                 raise
         return frame.height - gap_rows
+
+    def drop_primary_key(self, table: str) -> bool:
+        """Rebuild ``table`` without its primary key, in one transaction (DuckDB cannot drop a constraint in
+        place); the rows and the column order stay. Returns whether there was one to drop."""
+        if not self.table_exists(table):
+            return False
+        with self.connect() as con:
+            con.execute("begin transaction")
+            try:
+                found = con.execute(
+                    "select count(*) from duckdb_constraints() "
+                    "where table_name = ? and constraint_type = 'PRIMARY KEY'",
+                    [table],
+                ).fetchone()
+                if not (found and found[0]):
+                    con.execute("rollback")
+                    return False
+                con.execute(f'create table "{table}__rebuild" as select * from "{table}"')
+                con.execute(f'drop table "{table}"')
+                con.execute(f'alter table "{table}__rebuild" rename to "{table}"')
+                con.execute("commit")
+            except BaseException:
+                con.execute("rollback")
+                raise
+        return True
 
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
         with self.connect() as con:

@@ -329,8 +329,12 @@ def pipeline_env(warehouse: Path, dagster_home: Path, source: str, **extra: str)
         PIPELINE_DEVICE="cpu",
         DAGSTER_HOME=str(dagster_home),
     )
-    # As the Makefile exports it: one planned event per asset, not per partition, for a range run.
+    # As the Makefile exports them: one planned event per asset, not per partition, for a range run, and the
+    # per-partition materializations written in batches (pipeline/event_log.py).
+    from pipeline.instance import EVENT_BATCH_SIZE
+
     env.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
+    env.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
     profile = smoke_profile()
     if profile:
         env["PIPELINE_PROFILE"] = profile
