@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,22 @@ from processing.handler import FittedHandler, fit_handler, get_handler_config
 from warehouse.feature_tables import FEATURE_TABLES, history_bounds, read_feature_frame, trading_days
 from warehouse.store import Warehouse
 
-# Which feature set feeds which handler: each named handler configuration's own ``feature_set``.
-HANDLER_FEATURE_SET: dict[str, str] = {name: config.feature_set for name, config in NAMED_CONFIGS.items()}
+
+class _HandlerFeatureSets(Mapping[str, str]):
+    """handler -> the feature set it reads: each named handler configuration's own ``feature_set`` (any catalog
+    set, PIPELINE_FEATURES sets included), read live so a configuration added later is seen."""
+
+    def __getitem__(self, handler: str) -> str:
+        return NAMED_CONFIGS[handler].feature_set
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(NAMED_CONFIGS)
+
+    def __len__(self) -> int:
+        return len(NAMED_CONFIGS)
+
+
+HANDLER_FEATURE_SET: Mapping[str, str] = _HandlerFeatureSets()
 
 
 def latest_labelled_day(warehouse: Warehouse) -> dt.date | None:
