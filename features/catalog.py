@@ -15,7 +15,6 @@ builds it from the environment's ``PIPELINE_FEATURES``.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -26,8 +25,6 @@ from features import qlib_sets
 BUILTIN = "built-in"
 FEATURE, LABEL = "feature", "label"
 T = TypeVar("T")
-# The cross-sectional operators (per day over the universe's members): a set using one needs the membership.
-_CROSS_SECTIONAL = re.compile(r"\bCS(?:Rank|ZScore|Demean)\s*\(")
 
 
 @dataclass(frozen=True)
@@ -85,9 +82,17 @@ class FeatureSetSpec:
         """Every bar field the set reads, sorted."""
         return tuple(sorted(set().union(*self.column_fields.values())))
 
-    @property
+    @cached_property
     def cross_sectional(self) -> bool:
-        return any(_CROSS_SECTIONAL.search(text) for _, text in self.columns)
+        """Whether an expression uses a cross-sectional operator (per day over the universe's members)."""
+        from features.expressions import OPERATORS, Call
+
+        def uses(node: Any) -> bool:
+            if not isinstance(node, Call):
+                return False
+            return OPERATORS[node.op].kind == "cs" or any(uses(a) for a in node.args)
+
+        return any(uses(node) for node in self.nodes)
 
     @property
     def unbounded(self) -> bool:

@@ -128,3 +128,25 @@ def test_bad_file_fails_the_load_and_writes_nothing(tmp_path: Path) -> None:
     message = str(info.value)
     assert str(path) in message and "'mine'" in message and "'BAD'" in message and "Foo" in message
     assert not Path(settings.warehouse).exists()
+
+
+def test_checks_flag_all_null_and_inf_columns_without_failing_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "odd.yaml"
+    # NAN: log of -1 is NaN on every row although close is present; INF: a division by zero on every row.
+    path.write_text("odd:\n  OK: $close/Ref($close, 1)\n  NAN: Log($close-$close-1)\n  INF: $close/($close-$close)\n")
+    settings = settings_for(tmp_path, features=str(path))
+    try:
+        result = materialize_selection(
+            settings, "group:bars or key:features_odd", tags=range_tags("2020-03-02", "2020-04-30")
+        )
+    finally:
+        catalog.activate(None)
+    assert result.success  # the checks report, they do not crash the run
+    evals = {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.path == ["features_odd"]}
+    all_null = evals["no_unexpected_all_null_columns"]
+    assert not all_null.passed and all_null.severity == dg.AssetCheckSeverity.ERROR
+    assert "NAN" in all_null.description and "OK" not in all_null.description
+    stats = evals["null_and_inf_fractions"]
+    assert not stats.passed and stats.severity == dg.AssetCheckSeverity.WARN
+    assert "INF" in stats.description and stats.metadata["inf_values"].value > 0
+    assert "| INF |" in stats.metadata["per_column"].value
