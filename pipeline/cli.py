@@ -143,19 +143,12 @@ def backtest_scores(args: argparse.Namespace, settings: Settings | None = None) 
 GPU_SEEDS, CPU_SEEDS, CPU_MAX_EPOCHS = "0,1,2,3,4", "0,1", 1
 
 
-def upstream() -> list[str]:
-    """What the benchmark's models need: bars, the feature and label tables of the benchmark handlers (from
-    the catalog), and the fitted handlers."""
-    from assets.models import HANDLERS
-    from features import catalog
-    from models.workflow import HANDLER_FEATURE_SET
-
-    sets = dict.fromkeys([*(HANDLER_FEATURE_SET[h] for h in HANDLERS), catalog.label_set().name])
-    return ["calendar", "universe", "bars", *(catalog.get(s).table for s in sets), *(f"dataset_{h}" for h in HANDLERS)]
-
-
 def upstream_selection() -> str:
-    return " or ".join(f"key:{k}" for k in upstream())
+    """What the benchmark's models need (``assets.models.handler_upstream``: bars, the benchmark handlers'
+    feature and label tables from the catalog, the fitted handlers), as a selection."""
+    from assets.models import handler_upstream
+
+    return " or ".join(f"key:{k}" for k in handler_upstream())
 
 
 def _int_list(text: str, what: str) -> list[int]:
