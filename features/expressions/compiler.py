@@ -36,6 +36,14 @@ _KERNELS = {
     "Quantile": "rolling_quantile", "Corr": "rolling_corr", "Cov": "rolling_cov",
 }  # fmt: skip
 KERNEL_OPS = frozenset(_KERNELS)
+# Kernels built from rolling windows only (no row numbers, cumulative sums or ewm), so that with window n > 0
+# they give the per-instrument result over the whole padded column, the padding rows being null; the
+# whole-column mean/std they use for conditioning then spans every instrument, so their input is centred per
+# instrument first (all of these are shift-invariant). tests/features/expressions/test_compiler.py checks
+# that each equals its .over("_seg") evaluation, should rolling.py change.
+FLAT_KERNELS = frozenset({"Skew", "Kurt", "Med", "Quantile", "Rank", "Mad", "Slope", "Rsquare", "Resi", "Corr",
+                          "Cov"})  # fmt: skip
+_CENTRED = frozenset({"Skew", "Kurt", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
 
 
 def kernels_available() -> bool:
@@ -65,6 +73,8 @@ def lower(node: Node) -> Node:
     if spec.kind in ("rolling", "quantile", "pair_rolling") and node.op != "Count":
         n_series = 2 if spec.kind == "pair_rolling" else 1
         args = tuple(Call("_clean", (a,)) if i < n_series else a for i, a in enumerate(args))
+        if node.op in _CENTRED:
+            args = tuple(Call("_centre", (a,)) if i < n_series else a for i, a in enumerate(args))
     return Call(node.op, args, node.pos)
 
 
@@ -87,10 +97,10 @@ def is_grouped(node: Node) -> bool:
     if not isinstance(node, Call) or node.op.startswith("_"):
         return False
     spec = OPERATORS[node.op]
-    if spec.kind == "cs" or node.op in KERNEL_OPS:
+    if spec.kind == "cs" or (node.op in KERNEL_OPS and node.op not in FLAT_KERNELS):
         return True
-    if spec.kind == "shift" or node.op in _NATIVE or node.op in ("Std", "Var", "Count"):
-        return int_arg(node, 1) == 0
+    if spec.kind in ("rolling", "quantile", "shift", "pair_rolling"):
+        return int_arg(node, 2 if spec.kind == "pair_rolling" else 1) == 0  # expanding, or the first value
     return False
 
 
@@ -101,8 +111,10 @@ def flat_reach(node: Node) -> int:
     spec = OPERATORS[node.op]
     if spec.kind == "shift":
         return abs(int_arg(node, 1))
-    if spec.kind == "rolling":
+    if spec.kind in ("rolling", "quantile"):
         return int_arg(node, 1) - 1
+    if spec.kind == "pair_rolling":
+        return int_arg(node, 2) - 1
     return 0
 
 
@@ -138,7 +150,8 @@ class Plan:
         for r in self.roots:
             uses[r] += 1
             visit(r)
-        self.shared = {n for n in order if isinstance(n, Call) and (uses[n] > 1 or n in self.roots)}
+        root_set = set(self.roots)
+        self.shared = {n for n in order if isinstance(n, Call) and (uses[n] > 1 or n in root_set)}
         for n in order:
             if is_grouped(n):
                 self.shared.update(a for a in n.args if isinstance(a, Call))
@@ -182,6 +195,8 @@ class Plan:
         op = node.op
         if op == "_clean":
             return self._clean(args[0], node.args[0])
+        if op == "_centre":  # per-instrument centring (null rows stay null)
+            return args[0] - args[0].mean().over("_seg")
         spec = OPERATORS[op]
         if spec.kind in ("elem", "pair"):
             return self._arith(op, args, node.args)
@@ -268,7 +283,7 @@ class Plan:
                 out = fn(args[0], int(span.value) if span.is_int else float(span.value))
             else:
                 out = fn(args[0], int_arg(node, 1))
-            return out.over("_seg").fill_null(NAN)
+            return (out.over("_seg") if is_grouped(node) else out).fill_null(NAN)
         n = int_arg(node, 1)
         size = self.layout.longest if n == 0 else n
         if op == "Count":  # pandas counts everything but NaN (inf included) and gives 0, not NaN

@@ -101,7 +101,10 @@ def compute_columns(
         if dtype(root) == "bool":
             e = e.cast(pl.Float32)
         outputs.append(e.cast(pl.Float32).fill_nan(None).alias(name))
-    result = lazy.filter(pl.col("_out")).select("_seg", "_t", *outputs).collect()
+    # Sub-expressions are shared by construction (Polars' own search for them is slow on hundreds of columns);
+    # the in-memory engine runs wide with_columns far faster than the streaming default.
+    opts = pl.QueryOptFlags(comm_subexpr_elim=False, cluster_with_columns=False)
+    result = lazy.filter(pl.col("_out")).select("_seg", "_t", *outputs).collect(engine="in-memory", optimizations=opts)
     seg = result["_seg"].to_numpy()
     t = result["_t"].to_numpy()
     instrument = layout.instruments.gather(seg).alias("instrument")
