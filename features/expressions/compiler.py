@@ -21,8 +21,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from features.expressions import numpy_fallback
 from features.expressions.layout import Layout
-from features.expressions.nodes import Call, Field, Literal, Node, int_arg
+from features.expressions.nodes import Call, Field, Literal, Node, int_arg, walk
 from features.expressions.operators import OPERATORS, dtype
 
 NAN = float("nan")
@@ -123,6 +124,31 @@ def _float(e: pl.Expr, node: Node) -> pl.Expr:
     return e.cast(pl.Float32) if dtype(node) == "bool" else e
 
 
+def _kind(node: Node) -> str:
+    return "f32" if dtype(node) == "bool" else dtype(node)
+
+
+def _promote_kind(nodes: tuple[Node, ...]) -> str:
+    kinds = [_kind(n) for n in nodes if not isinstance(n, Literal)]
+    return "f64" if "f64" in kinds else "f32"
+
+
+def constant_column(value: float, kind: str) -> str:
+    """Name of the layout column that holds ``value`` on every row (see ``constant_columns``)."""
+    return f"_k{kind}_{float(value)!r}"
+
+
+def constant_columns(roots: Sequence[Node]) -> dict[str, tuple[float, str]]:
+    """The constant columns the roots' divisions by a number need: name -> (value, 'f32' | 'f64')."""
+    out = {}
+    for root in roots:
+        for n in walk(root):
+            if isinstance(n, Call) and n.op == "Div" and isinstance(n.args[1], Literal):
+                kind = _kind(n.args[0])
+                out[constant_column(n.args[1].value, kind)] = (float(n.args[1].value), kind)
+    return out
+
+
 def _is_nan(e: pl.Expr, node: Node) -> pl.Expr | None:
     return e.is_nan() if dtype(node) in ("f32", "f64") else None
 
@@ -220,7 +246,7 @@ class Plan:
         if op == "Abs":
             return a.abs()
         if op == "Log":
-            return a.log()
+            return numpy_fallback.log(a, "f32" if dtype(nodes[0]) == "bool" else dtype(nodes[0]))
         if op == "Sign":
             return a.cast(pl.Float32).sign()
         b = _float(args[1], nodes[1])
@@ -231,11 +257,15 @@ class Plan:
         if op == "Mul":
             return a * b
         if op == "Div":
+            if isinstance(nodes[1], Literal):
+                # Polars divides by a scalar as a product with its reciprocal (not IEEE division): divide by a
+                # column holding the number instead (numpy's weak scalar: in the numerator's dtype)
+                return a / pl.col(constant_column(nodes[1].value, _kind(nodes[0])))
             return a / b
         if op == "Power":
-            if isinstance(nodes[0], Literal):  # a Python number adapts to the exponent's dtype
-                a = pl.lit(float(nodes[0].value))
-            return a.pow(b)
+            base = float(nodes[0].value) if isinstance(nodes[0], Literal) else a
+            exponent = float(nodes[1].value) if isinstance(nodes[1], Literal) else b
+            return numpy_fallback.power(base, exponent, _promote_kind(nodes))
         # np.maximum / np.minimum propagate NaN
         nan = [m for m in (_is_nan(a, nodes[0]), _is_nan(b, nodes[1])) if m is not None]
         pick = pl.when(a >= b if op == "Greater" else a <= b).then(a).otherwise(b)
