@@ -21,8 +21,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from features.expressions import numpy_fallback
 from features.expressions.layout import Layout
-from features.expressions.nodes import Call, Field, Literal, Node, int_arg
+from features.expressions.nodes import Call, Field, Literal, Node, int_arg, walk
 from features.expressions.operators import OPERATORS, dtype
 
 NAN = float("nan")
@@ -36,6 +37,14 @@ _KERNELS = {
     "Quantile": "rolling_quantile", "Corr": "rolling_corr", "Cov": "rolling_cov",
 }  # fmt: skip
 KERNEL_OPS = frozenset(_KERNELS)
+# Kernels built from rolling windows only (no row numbers, cumulative sums or ewm), so that with window n > 0
+# they give the per-instrument result over the whole padded column, the padding rows being null; the
+# whole-column mean/std they use for conditioning then spans every instrument, so their input is centred per
+# instrument first (all of these are shift-invariant). tests/features/expressions/test_compiler.py checks
+# that each equals its .over("_seg") evaluation, should rolling.py change.
+FLAT_KERNELS = frozenset({"Skew", "Kurt", "Med", "Quantile", "Rank", "Mad", "Slope", "Rsquare", "Resi", "Corr",
+                          "Cov"})  # fmt: skip
+_CENTRED = frozenset({"Skew", "Kurt", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
 
 
 def kernels_available() -> bool:
@@ -65,6 +74,8 @@ def lower(node: Node) -> Node:
     if spec.kind in ("rolling", "quantile", "pair_rolling") and node.op != "Count":
         n_series = 2 if spec.kind == "pair_rolling" else 1
         args = tuple(Call("_clean", (a,)) if i < n_series else a for i, a in enumerate(args))
+        if node.op in _CENTRED:
+            args = tuple(Call("_centre", (a,)) if i < n_series else a for i, a in enumerate(args))
     return Call(node.op, args, node.pos)
 
 
@@ -87,10 +98,10 @@ def is_grouped(node: Node) -> bool:
     if not isinstance(node, Call) or node.op.startswith("_"):
         return False
     spec = OPERATORS[node.op]
-    if spec.kind == "cs" or node.op in KERNEL_OPS:
+    if spec.kind == "cs" or (node.op in KERNEL_OPS and node.op not in FLAT_KERNELS):
         return True
-    if spec.kind == "shift" or node.op in _NATIVE or node.op in ("Std", "Var", "Count"):
-        return int_arg(node, 1) == 0
+    if spec.kind in ("rolling", "quantile", "shift", "pair_rolling"):
+        return int_arg(node, 2 if spec.kind == "pair_rolling" else 1) == 0  # expanding, or the first value
     return False
 
 
@@ -101,14 +112,41 @@ def flat_reach(node: Node) -> int:
     spec = OPERATORS[node.op]
     if spec.kind == "shift":
         return abs(int_arg(node, 1))
-    if spec.kind == "rolling":
+    if spec.kind in ("rolling", "quantile"):
         return int_arg(node, 1) - 1
+    if spec.kind == "pair_rolling":
+        return int_arg(node, 2) - 1
     return 0
 
 
 def _float(e: pl.Expr, node: Node) -> pl.Expr:
     """numpy treats booleans in arithmetic as 0/1."""
     return e.cast(pl.Float32) if dtype(node) == "bool" else e
+
+
+def _kind(node: Node) -> str:
+    return "f32" if dtype(node) == "bool" else dtype(node)
+
+
+def _promote_kind(nodes: tuple[Node, ...]) -> str:
+    kinds = [_kind(n) for n in nodes if not isinstance(n, Literal)]
+    return "f64" if "f64" in kinds else "f32"
+
+
+def constant_column(value: float, kind: str) -> str:
+    """Name of the layout column that holds ``value`` on every row (see ``constant_columns``)."""
+    return f"_k{kind}_{float(value)!r}"
+
+
+def constant_columns(roots: Sequence[Node]) -> dict[str, tuple[float, str]]:
+    """The constant columns the roots' divisions by a number need: name -> (value, 'f32' | 'f64')."""
+    out = {}
+    for root in roots:
+        for n in walk(root):
+            if isinstance(n, Call) and n.op == "Div" and isinstance(n.args[1], Literal):
+                kind = _kind(n.args[0])
+                out[constant_column(n.args[1].value, kind)] = (float(n.args[1].value), kind)
+    return out
 
 
 def _is_nan(e: pl.Expr, node: Node) -> pl.Expr | None:
@@ -138,7 +176,8 @@ class Plan:
         for r in self.roots:
             uses[r] += 1
             visit(r)
-        self.shared = {n for n in order if isinstance(n, Call) and (uses[n] > 1 or n in self.roots)}
+        root_set = set(self.roots)
+        self.shared = {n for n in order if isinstance(n, Call) and (uses[n] > 1 or n in root_set)}
         for n in order:
             if is_grouped(n):
                 self.shared.update(a for a in n.args if isinstance(a, Call))
@@ -182,6 +221,8 @@ class Plan:
         op = node.op
         if op == "_clean":
             return self._clean(args[0], node.args[0])
+        if op == "_centre":  # per-instrument centring (null rows stay null)
+            return args[0] - args[0].mean().over("_seg")
         spec = OPERATORS[op]
         if spec.kind in ("elem", "pair"):
             return self._arith(op, args, node.args)
@@ -205,7 +246,7 @@ class Plan:
         if op == "Abs":
             return a.abs()
         if op == "Log":
-            return a.log()
+            return numpy_fallback.log(a, "f32" if dtype(nodes[0]) == "bool" else dtype(nodes[0]))
         if op == "Sign":
             return a.cast(pl.Float32).sign()
         b = _float(args[1], nodes[1])
@@ -216,11 +257,15 @@ class Plan:
         if op == "Mul":
             return a * b
         if op == "Div":
+            if isinstance(nodes[1], Literal):
+                # Polars divides by a scalar as a product with its reciprocal (not IEEE division): divide by a
+                # column holding the number instead (numpy's weak scalar: in the numerator's dtype)
+                return a / pl.col(constant_column(nodes[1].value, _kind(nodes[0])))
             return a / b
         if op == "Power":
-            if isinstance(nodes[0], Literal):  # a Python number adapts to the exponent's dtype
-                a = pl.lit(float(nodes[0].value))
-            return a.pow(b)
+            base = float(nodes[0].value) if isinstance(nodes[0], Literal) else a
+            exponent = float(nodes[1].value) if isinstance(nodes[1], Literal) else b
+            return numpy_fallback.power(base, exponent, _promote_kind(nodes))
         # np.maximum / np.minimum propagate NaN
         nan = [m for m in (_is_nan(a, nodes[0]), _is_nan(b, nodes[1])) if m is not None]
         pick = pl.when(a >= b if op == "Greater" else a <= b).then(a).otherwise(b)
@@ -268,7 +313,7 @@ class Plan:
                 out = fn(args[0], int(span.value) if span.is_int else float(span.value))
             else:
                 out = fn(args[0], int_arg(node, 1))
-            return out.over("_seg").fill_null(NAN)
+            return (out.over("_seg") if is_grouped(node) else out).fill_null(NAN)
         n = int_arg(node, 1)
         size = self.layout.longest if n == 0 else n
         if op == "Count":  # pandas counts everything but NaN (inf included) and gives 0, not NaN

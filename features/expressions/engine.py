@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 import numpy as np
 import polars as pl
 
-from features.expressions.compiler import Plan, flat_reach
+from features.expressions.compiler import Plan, constant_columns, flat_reach
 from features.expressions.layout import CalendarLike, DateLike, build_layout
 from features.expressions.nodes import Call, ExpressionError, Field, Node, fields, walk
 from features.expressions.operators import OPERATORS, dtype, reach
@@ -87,21 +87,30 @@ def compute_columns(
 
     live = [(n, r) for n, r in parsed if fields(r) <= layout.present]
     plan = Plan([r for _, r in live], layout)
-    lazy = layout.frame.lazy()
+    frame = layout.frame
+    # numpy-backed constant columns (a literal column would be a scalar again; see compiler._arith)
+    for name, (value, kind) in constant_columns(plan.roots).items():
+        np_type = np.float32 if kind == "f32" else np.float64
+        frame = frame.with_columns(pl.Series(name, np.full(frame.height, value, dtype=np_type)))
+    lazy = frame.lazy()
     stages = plan.stages()
     last_use = _last_use(plan, len(stages))
     born = {plan.names[n]: st for n, st in plan.stage.items()}  # fields are there from the start
     for s, exprs in enumerate(stages, start=1):
         lazy = lazy.with_columns(exprs)
         keep = [c for c, last in last_use.items() if last > s and born.get(c, 0) <= s]
-        lazy = lazy.select("_seg", "_t", "_out", *(["_member"] if "_member" in layout.frame.columns else []), *keep)
+        meta = [c for c in frame.columns if c.startswith("_") and not c.startswith("__")]
+        lazy = lazy.select(*meta, *keep)
     outputs = []
     for (name, _), root in zip(live, plan.roots, strict=True):
         e = pl.col(plan.column(root))
         if dtype(root) == "bool":
             e = e.cast(pl.Float32)
         outputs.append(e.cast(pl.Float32).fill_nan(None).alias(name))
-    result = lazy.filter(pl.col("_out")).select("_seg", "_t", *outputs).collect()
+    # Sub-expressions are shared by construction (Polars' own search for them is slow on hundreds of columns);
+    # the in-memory engine runs wide with_columns far faster than the streaming default.
+    opts = pl.QueryOptFlags(comm_subexpr_elim=False, cluster_with_columns=False)
+    result = lazy.filter(pl.col("_out")).select("_seg", "_t", *outputs).collect(engine="in-memory", optimizations=opts)
     seg = result["_seg"].to_numpy()
     t = result["_t"].to_numpy()
     instrument = layout.instruments.gather(seg).alias("instrument")
