@@ -1,5 +1,6 @@
 """The Polars rolling kernels against Qlib's definitions (pandas references written from qlib/data/ops.py and
-its Cython kernels) on generated series, and against ``features.ops`` on the committed fixture bars."""
+its Cython kernels) on generated series. (The comparison with the former numpy kernels, ``features.ops``, went
+with them; the built-in sets' parity with Qlib's own output is tests/features/test_parity_fixture.py.)"""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from features import ops
-from features.calendar_grid import build_layout
 from features.expressions import rolling as R
 
 WINDOWS = (1, 2, 5, 20, 60, 0)
@@ -284,76 +283,3 @@ def test_regression_matches_qlib_cython_kernels(frame: pd.DataFrame, what: str, 
     assert what == "rsquare" and n == 0 or not odd.any()
     want[odd] = np.nan
     assert_close(got, want, rtol=1e-4, atol=1e-6)
-
-
-# ---------------------------------------------------------------- against features.ops on the fixture bars
-
-OPS_WINDOWS = (1, 2, 5, 20, 60)
-
-
-@pytest.fixture(scope="module")
-def fixture_grid(fixture_bars: pl.DataFrame, fixture_calendar: pl.Series):
-    """The fixture bars on the calendar grid, with Alpha158's float32 inputs: close, high, low, the log
-    volume and the close ratio / log volume ratio of CORD (which hold +-inf where a volume is 0)."""
-    fields = ["close", "high", "low", "volume"]
-    layout = build_layout(fixture_bars, fixture_calendar, fields, fields)
-    grids = list(layout.grids)
-    assert len(grids) == 1
-    g = grids[0]
-    close, vol = g.fields["close"], g.fields["volume"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        flat = {
-            "close": close,
-            "high": g.fields["high"],
-            "low": g.fields["low"],
-            "logv": np.log(vol + np.float32(1)),
-            "ret": close / ops.shift(close, 1),
-            "logvr": np.log(vol / ops.shift(vol, 1) + np.float32(1)),
-        }
-    frame = pl.DataFrame({"instrument": layout.instrument}).with_columns(
-        pl.Series(k, v[g.out_pos].astype(np.float64)) for k, v in flat.items()
-    )
-    frame = frame.with_columns(pl.when(pl.col(k).is_finite()).then(pl.col(k)).alias(k) for k in flat)
-    return g, flat, frame
-
-
-def _kernel_values(frame: pl.DataFrame, expr: pl.Expr) -> np.ndarray:
-    return frame.select(expr.over("instrument").alias("r"))["r"].fill_null(np.nan).to_numpy()
-
-
-def test_kernels_match_features_ops_on_fixture_bars(fixture_grid) -> None:
-    g, flat, frame = fixture_grid
-    pos = g.out_pos
-    close, high, low = pl.col("close"), pl.col("high"), pl.col("low")
-    regression = ops.rolling_regression(flat["close"], g, OPS_WINDOWS)
-    quantiles = ops.rolling_quantiles(flat["close"], pos, (0.8, 0.2), OPS_WINDOWS)
-    ranks = ops.rolling_rank(flat["close"], OPS_WINDOWS)
-    imax = ops.rolling_idxmax(flat["high"], g, OPS_WINDOWS)
-    imin = ops.rolling_idxmin(flat["low"], g, OPS_WINDOWS)
-    corr, _, std_v = ops.rolling_corr(flat["close"], flat["logv"], g, OPS_WINDOWS)
-    cord, std_r, std_lr = ops.rolling_corr(flat["ret"], flat["logvr"], g, OPS_WINDOWS)
-    for w in OPS_WINDOWS:
-        slope, rsq, resi, _, std = (a[pos] for a in regression[w])
-        expected = {
-            "slope": (R.rolling_slope(close, w), slope),
-            "rsquare": (R.rolling_rsquare(close, w), np.where(ops.std_is_zero(std), np.nan, rsq)),
-            "resi": (R.rolling_resi(close, w), resi),
-            "q80": (R.rolling_quantile(close, w, 0.8), quantiles[w][0]),
-            "q20": (R.rolling_quantile(close, w, 0.2), quantiles[w][1]),
-            "rank": (R.rolling_rank(close, w), ranks[w][pos]),
-            "idxmax": (R.rolling_idxmax(high, w), imax[w][pos]),
-            "idxmin": (R.rolling_idxmin(low, w), imin[w][pos]),
-            "corr": (
-                R.rolling_corr(close, pl.col("logv"), w),
-                np.where(ops.std_is_zero(std) | ops.std_is_zero(std_v[w][pos]), np.nan, corr[w][pos]),
-            ),
-            "cord": (
-                R.rolling_corr(pl.col("ret"), pl.col("logvr"), w),
-                np.where(ops.std_is_zero(std_r[w][pos]) | ops.std_is_zero(std_lr[w][pos]), np.nan, cord[w][pos]),
-            ),
-        }
-        for name, (expr, want) in expected.items():
-            try:
-                assert_close(_kernel_values(frame, expr), want, rtol=1e-9, atol=1e-9)
-            except AssertionError as err:
-                raise AssertionError(f"{name}, window {w}: {err}") from None
