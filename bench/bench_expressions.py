@@ -46,6 +46,7 @@ def main() -> int:
     parser.add_argument("--end", default="2019-12-31")
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--no-compare", action="store_true", help="time only")
+    parser.add_argument("--only", choices=["numpy", "expressions"], help="run one engine (its own peak RSS)")
     args = parser.parse_args()
 
     names = universe(args.data)
@@ -55,19 +56,24 @@ def main() -> int:
         f"machine: {os.cpu_count()} cores, {len(os.sched_getaffinity(0))} usable, load {load}; "
         f"POLARS_MAX_THREADS={os.environ.get('POLARS_MAX_THREADS', 'unset')} ({pl.thread_pool_size()} threads)"
     )
-    print(f"{len(names)} instruments, {bars.height} bars; output {args.start} .. {args.end}")  # fmt: skip
+    print(f"{len(names)} instruments, {bars.height} bars; output {args.start} .. {args.end}; "
+          f"peak RSS after reading {peak_rss_gb():.2f} GB")  # fmt: skip
     totals = {"numpy": [0.0, 0.0], "polars": [0.0, 0.0]}
     for name in args.sets.split(","):
         columns = SETS[name]()
-        ref, w0, c0 = timed(lambda name=name: compute_features(name, bars, cal, args.start, args.end))
-        ours, w1, c1 = timed(lambda columns=columns: compute_columns(columns, bars, cal, args.start, args.end))
+        ref, ours, w0, c0, w1, c1 = None, None, 0.0, 0.0, 0.0, 0.0
+        if args.only != "expressions":
+            ref, w0, c0 = timed(lambda name=name: compute_features(name, bars, cal, args.start, args.end))
+        if args.only != "numpy":
+            ours, w1, c1 = timed(lambda columns=columns: compute_columns(columns, bars, cal, args.start, args.end))
+        rows = (ours if ours is not None else ref).height
         totals["numpy"][0] += w0
         totals["numpy"][1] += c0
         totals["polars"][0] += w1
         totals["polars"][1] += c1
-        print(f"  {name:9s} {ours.height} rows x {len(columns)}: numpy wall {w0:6.2f}s cpu {c0:6.2f}s | "
+        print(f"  {name:9s} {rows} rows x {len(columns)}: numpy wall {w0:6.2f}s cpu {c0:6.2f}s | "
               f"expressions wall {w1:6.2f}s cpu {c1:6.2f}s")  # fmt: skip
-        if not args.no_compare:
+        if not args.no_compare and args.only is None:
             stats = compare_frames(ours, ref, [c for c, _ in columns])
             s = summarize(stats)
             print(f"    rows only in one: {row_mismatch(ours, ref)}; agree {s['agree_frac']:.6%} of {s['cells']} "

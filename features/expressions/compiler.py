@@ -199,7 +199,7 @@ class Plan:
         return out
 
     def column(self, node: Node) -> str:
-        return node.name if isinstance(node, Field) else self.names[node]
+        return f"${node.name}" if isinstance(node, Field) else self.names[node]
 
     def stages(self) -> list[list[pl.Expr]]:
         n_stages = max(self.stage.values(), default=0)
@@ -212,7 +212,7 @@ class Plan:
 
     def build(self, node: Node, top: bool = False) -> pl.Expr:
         if isinstance(node, Field):
-            return pl.col(node.name)
+            return pl.col(f"${node.name}")
         if isinstance(node, Literal):
             return pl.lit(node.value)
         if not top and node in self.shared:

@@ -145,3 +145,12 @@ def test_values_do_not_depend_on_other_columns_in_the_request(market):
     alone = compute_columns([("m", "Mean($close > Ref($close, 1), 5)")], bars, cal)
     together = compute_columns(BOUNDED + UNBOUNDED_EXPRS + [("m", "Mean($close > Ref($close, 1), 5)")], bars, cal)
     assert np.array_equal(alone["m"].to_numpy(), together["m"].to_numpy(), equal_nan=True)
+
+
+def test_field_names_cannot_collide_with_the_engine_columns(market):
+    bars, cal = market
+    odd = bars.with_columns(pl.col("close").alias("_seg"), pl.col("open").alias("__e0"), pl.col("high").alias("_t"))
+    out = compute_columns([("a", "$_seg / $__e0"), ("b", "$_t"), ("c", "$close / $open")], odd, cal,
+                          required=["_seg"])  # fmt: skip
+    assert out["a"].equals(out["c"].alias("a"))
+    assert out["b"].drop_nulls().len() > 0
