@@ -331,7 +331,10 @@ def rolling_cov(x: pl.Expr, y: pl.Expr, n: int) -> pl.Expr:
     """``Cov(x, y, n)``: pandas' rolling covariance (ddof=1) over the rows where both sides have a value;
     null with fewer than two such rows. n == 0 is expanding."""
     _check_window(n, "Cov")
-    count, _, _, cov, scale = _pair_moments(x, y, n)
+    count, va, vb, cov, scale = _pair_moments(x, y, n)
+    # a side that is constant over the pairs has a covariance of exactly 0, where the polarization would
+    # leave a residue of the other side's variance times the float64 epsilon
+    cov = pl.when((va == 0) | (vb == 0)).then(0.0).otherwise(cov)
     return _null_to_nan_free(pl.when(count >= 2).then(cov * scale))
 
 
