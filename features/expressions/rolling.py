@@ -137,23 +137,19 @@ def _idx_extreme(x: pl.Expr, n: int, name: str, descending: bool) -> pl.Expr:
     the first null's position when the window holds a null but some value (np.argmax on a raw window with
     NaN); null for a window without values.
 
-    The position of the first extreme comes from a rolling max of one exact integer key per row:
-    key = dense rank of the value * B + (B - 1 - row), so the largest key is the largest value and, among
-    equal values, the oldest row."""
+    One rolling max of an exact integer key per row does it: key = tier * B + (B - 1 - row), the tier being
+    the dense rank of the value, or above every rank for a null; so the largest key in a window is its oldest
+    null if it has one, else its largest value, the oldest among equal ones."""
     _check_window(n, name)
     row = _index()
-    big = 1 << 32  # more rows than any instrument has
-    rank = x.fill_nan(None).rank("dense", descending=descending).cast(pl.Int64)
-    key = (rank * big + (big - 1 - row)).fill_null(-1)
-    null_row = pl.when(x.is_null()).then(row).otherwise(big)
+    big = 1 << 31  # more rows (and distinct values) than any instrument has; tier * big stays < 2**62
+    tier = x.fill_nan(None).rank("dense", descending=descending).cast(pl.Int64).fill_null(big - 1)
+    key = tier * big + (big - 1 - row)
     if n == 0:
-        best, first_null, start = key.cum_max(), null_row.cum_min(), pl.lit(0, pl.Int64)
+        best, start = key.cum_max(), 0
     else:
-        best = key.rolling_max(n, min_samples=1)
-        first_null = null_row.rolling_min(n, min_samples=1)
-        start = pl.max_horizontal(row - (n - 1), pl.lit(0, pl.Int64))
-    best_row = big - 1 - best % big
-    pos = pl.when(first_null < big).then(first_null).otherwise(best_row) - start + 1
+        best, start = key.rolling_max(n, min_samples=1), pl.max_horizontal(row - (n - 1), 0)
+    pos = (big - 1 - best % big) - start + 1
     return pl.when(_count(x, n) > 0).then(pos.cast(_F64))
 
 
@@ -177,36 +173,38 @@ def _weighted_sum(e: pl.Expr, weights: list[float]) -> pl.Expr:
 
 
 def _regression(x: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
-    """(count, sxx, sxy, syy, newest x minus mean x, today's y minus mean y) of the least squares of y = x on
-    positions, as Qlib's Cython kernels place them: the newest element at n, the others at n-1, n-2, ...
-    whether or not they are null (expanding: the instrument's first day at 1). Positions are centred
-    (sxx etc. are sums of products of deviations)."""
+    """(count, sxx, sxy, syy, newest position minus mean position, today's y minus mean y) of the least
+    squares of the window's values y on their positions, placed as Qlib's Cython kernels place them: the
+    newest element at n, the others at n-1, n-2, ... whether or not they are null (expanding: the first day
+    at 1). sxx, sxy, syy are sums of products of deviations from the means.
+
+    Position sums are exact integer sums of row numbers (sxx = (N*Sgg - Sg^2) / N has no rounding before the
+    division); the one value sum weighted by position is a Polars weighted window sum on centred weights, so
+    a full window sums (p - mean p) * y directly, without the cancellation of raw sums of p*y."""
     ok = x.is_not_null()
-    okf = ok.cast(_F64)
-    z = x - x.mean()  # per-instrument centring: the sums below keep their digits
-    z0 = z.fill_null(0.0)
-    count = _count(x, n)
+    row = _index()
+    count_i = _sum(ok.cast(pl.Int64), n)
+    s_g = _sum(pl.when(ok).then(row).otherwise(0), n)
+    s_gg = _sum(pl.when(ok).then(row * row).otherwise(0), n)
+    count = count_i.cast(_F64)
+    x0 = x.fill_null(0.0)
+    s_y = _sum(x0, n)
+    # newest position minus the mean position, in row numbers: t - Sg / N
+    newest = (row * count_i - s_g).cast(_F64) / count
+    sxx = (count_i * s_gg - s_g * s_g).cast(_F64) / count
     if n == 0:
-        pos = (_index() + 1).cast(_F64)
-        sp, spp = (okf * pos).cum_sum(), (okf * pos * pos).cum_sum()
-        sz, spz = z0.cum_sum(), (z0 * pos).cum_sum()
-        mean_p = sp / count
-        sxx = spp - sp * mean_p
-        sxy = spz - mean_p * sz
-        newest = pos - mean_p
+        # positions are row + 1; sum((row - mean row) * y) = S(row * y) - mean row * S(y)
+        sxy = (x0 * row.cast(_F64)).cum_sum() - s_g.cast(_F64) / count * s_y
     else:
-        # weights on centred positions k - (n + 1) / 2: a full window without nulls has mean position 0
+        # weights k - (n + 1) / 2 for the positions k = 1..n; their mean over the window's values is
+        # (n - 1) / 2 - newest, so sum((p - mean p) * y) = weighted sum - that mean * S(y)
         centred = [k - (n + 1) / 2 for k in range(1, n + 1)]
-        sp = _weighted_sum(okf, centred)
-        spp = _weighted_sum(okf, [c * c for c in centred])
-        sz = _weighted_sum(z0, [1.0] * n)
-        spz = _weighted_sum(z0, centred)
-        mean_p = sp / count
-        sxx = spp - sp * mean_p
-        sxy = spz - mean_p * sz
-        newest = (n - 1) / 2 - mean_p
-    syy = z.rolling_var(_span(n), min_samples=1, ddof=0) * count
-    dev = z - sz / count
+        sxy = _weighted_sum(x0, centred) - ((n - 1) / 2 - newest) * s_y
+    syy = x.rolling_var(_span(n), min_samples=1, ddof=0) * count
+    # today's value minus the window's mean; exactly 0 for a constant window (as features.ops), where the
+    # rounding of a sum of large values (1e9: about 1e-6) would otherwise show
+    flat = x.rolling_max(_span(n), min_samples=1) == x.rolling_min(_span(n), min_samples=1)
+    dev = pl.when(flat).then(0.0).otherwise(x - s_y / count)
     return count, sxx, sxy, syy, newest, dev
 
 
@@ -245,7 +243,9 @@ def rolling_resi(x: pl.Expr, n: int, *, infinite: pl.Expr | None = None) -> pl.E
     window has fewer than two values. ``infinite``: see ``_poisoned``."""
     _check_window(n, "Resi")
     count, sxx, sxy, _, newest, dev = _regression(x, n)
-    return _poisoned(pl.when((count >= 2) & x.is_not_null()).then(dev - sxy / sxx * newest), infinite)
+    # the line through two points leaves exactly 0, which the two rounded terms would miss by some ulps
+    resi = pl.when(count == 2).then(0.0).otherwise(dev - sxy / sxx * newest)
+    return _poisoned(pl.when((count >= 2) & x.is_not_null()).then(resi), infinite)
 
 
 # ---------------------------------------------------------------- WMA, EMA
@@ -298,44 +298,48 @@ def rolling_ema(x: pl.Expr, n: int | float) -> pl.Expr:
 
 
 # ---------------------------------------------------------------- Corr, Cov
+# Polars evaluates every occurrence of a sub-expression inside ``over`` again (no CSE there), so these kernels
+# reference each costly part once.
 
 
 def _rolling_std(x: pl.Expr, n: int) -> pl.Expr:
-    """pandas' rolling std (ddof=1) of x over its own non-null values (the series Qlib's masks look at)."""
-    return (x - x.mean()).rolling_std(_span(n), min_samples=1)
+    """pandas' rolling std (ddof=1) of x over its own non-null values (the series Qlib's masks look at);
+    Polars' rolling variance needs no centring for the mask's 2e-5 threshold."""
+    return x.rolling_std(_span(n), min_samples=1)
 
 
-def _pair_moments(x: pl.Expr, y: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
-    """(pair count, var a, var b, cov a b, scale) of the pairwise-complete rows (both sides non-null), with
-    a, b the two sides standardised per instrument and scale = std x * std y that undoes it for Cov.
+def _scale(e: pl.Expr) -> pl.Expr:
+    sd = e.std()
+    return pl.when(sd > 0).then(sd).otherwise(1.0)
+
+
+def _pair_moments(x: pl.Expr, y: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """(var a, var b, cov a b, std x * std y) over the pairwise-complete rows (both sides non-null), with a and
+    b the sides centred and scaled by their instrument's mean and std (the polarization needs both on one
+    scale); the last term scales cov a b back to cov x y.
 
     cov = (var(a + b) - var(a - b)) / 4 uses Polars' accurate rolling variance; raw window sums of products
-    lose every digit on large, near-constant windows (Polars' rolling_cov gave corr errors of 700 there)."""
+    lose every digit on large, near-constant windows (Polars' rolling_cov gave corr errors of 700 there).
+    The variances are null or NaN with fewer than two pairs."""
     both = x.is_not_null() & y.is_not_null()
     px, py = pl.when(both).then(x), pl.when(both).then(y)
-
-    def standard(e: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-        sd = e.std()
-        sd = pl.when(sd > 0).then(sd).otherwise(1.0)
-        return (e - e.mean()) / sd, sd
-
-    a, sa = standard(px)
-    b, sb = standard(py)
+    a, b = (px - px.mean()) / _scale(px), (py - py.mean()) / _scale(py)
     w = _span(n)
-    va, vb = a.rolling_var(w, min_samples=1), b.rolling_var(w, min_samples=1)
-    cov = ((a + b).rolling_var(w, min_samples=1) - (a - b).rolling_var(w, min_samples=1)) / 4.0
-    return _count(px, n), va, vb, cov, sa * sb
+    var_sum = (a + b).rolling_var(w, min_samples=1)
+    var_diff = (a - b).rolling_var(w, min_samples=1)
+    cov = (var_sum - var_diff) / 4.0
+    return a.rolling_var(w, min_samples=1), b.rolling_var(w, min_samples=1), cov, _scale(px) * _scale(py)
 
 
 def rolling_cov(x: pl.Expr, y: pl.Expr, n: int) -> pl.Expr:
     """``Cov(x, y, n)``: pandas' rolling covariance (ddof=1) over the rows where both sides have a value;
     null with fewer than two such rows. n == 0 is expanding."""
     _check_window(n, "Cov")
-    count, va, vb, cov, scale = _pair_moments(x, y, n)
-    # a side that is constant over the pairs has a covariance of exactly 0, where the polarization would
-    # leave a residue of the other side's variance times the float64 epsilon
-    cov = pl.when((va == 0) | (vb == 0)).then(0.0).otherwise(cov)
-    return _null_to_nan_free(pl.when(count >= 2).then(cov * scale))
+    va, vb, cov, scale = _pair_moments(x, y, n)
+    # a side constant over the pairs has a covariance of exactly 0, where the polarization would leave a
+    # residue of the other side's variance times the float64 epsilon
+    flat = (va == 0) | (vb == 0)
+    return _null_to_nan_free(pl.when(flat).then(0.0).otherwise(cov * scale))
 
 
 def rolling_corr(x: pl.Expr, y: pl.Expr, n: int) -> pl.Expr:
@@ -345,7 +349,6 @@ def rolling_corr(x: pl.Expr, y: pl.Expr, n: int) -> pl.Expr:
     _check_window(n, "Corr")
     if n == 0:
         raise ValueError("Corr: window 0 (expanding) is not supported by Qlib")
-    count, va, vb, cov, _ = _pair_moments(x, y, n)
+    va, vb, cov, _ = _pair_moments(x, y, n)
     masked = (_rolling_std(x, n) <= STD_ATOL) | (_rolling_std(y, n) <= STD_ATOL)
-    corr = pl.when((count >= 2) & (va > 0) & (vb > 0) & ~masked).then(cov / (va * vb).sqrt())
-    return _null_to_nan_free(corr)
+    return _null_to_nan_free(pl.when((va > 0) & (vb > 0) & ~masked).then(cov / (va * vb).sqrt()))

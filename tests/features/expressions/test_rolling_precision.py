@@ -29,6 +29,10 @@ def _stress(rng: np.random.Generator, level: float, noise: float, length: int = 
 
 @pytest.fixture(scope="module")
 def data():
+    return make_data()
+
+
+def make_data():
     rng = np.random.default_rng(5)
     xs = [_stress(rng, 1e9, 1.0), _stress(rng, 1e8, 1e4), _stress(rng, 10.0, 1e-4), _stress(rng, 1e4, 1e-2)]
     ys = [x * 0.5 + rng.normal(size=x.size) * np.nanstd(x) * 0.1 for x in xs]
