@@ -55,9 +55,10 @@ def _index() -> pl.Expr:
     return pl.int_range(pl.len(), dtype=pl.Int64)
 
 
-def _null_to_nan_free(e: pl.Expr) -> pl.Expr:
-    """Polars' rolling kernels return NaN in some degenerate windows where Qlib's value is NaN (null here)."""
-    return e.fill_nan(None)
+def _nan_to_null(e: pl.Expr) -> pl.Expr:
+    """Polars' rolling kernels return NaN in some degenerate windows where Qlib's value is NaN (null here).
+    (``fill_nan`` would evaluate ``e`` twice: Polars does not share sub-expressions inside ``over``.)"""
+    return e.replace(float("nan"), None)
 
 
 # ---------------------------------------------------------------- order statistics and moments
@@ -68,7 +69,7 @@ def rolling_skew(x: pl.Expr, n: int) -> pl.Expr:
     window. Qlib accepts n == 0 (expanding) or n >= 3."""
     _check_window(n, "Skew", 3)
     z = x - x.mean()  # skewness is shift-invariant; centring keeps the moments' digits
-    return _null_to_nan_free(z.rolling_skew(_span(n), bias=False, min_samples=1))
+    return _nan_to_null(z.rolling_skew(_span(n), bias=False, min_samples=1))
 
 
 def rolling_kurt(x: pl.Expr, n: int) -> pl.Expr:
@@ -76,7 +77,7 @@ def rolling_kurt(x: pl.Expr, n: int) -> pl.Expr:
     window. Qlib accepts n == 0 (expanding) or n >= 4."""
     _check_window(n, "Kurt", 4)
     z = x - x.mean()
-    return _null_to_nan_free(z.rolling_kurtosis(_span(n), fisher=True, bias=False, min_samples=1))
+    return _nan_to_null(z.rolling_kurtosis(_span(n), fisher=True, bias=False, min_samples=1))
 
 
 def rolling_med(x: pl.Expr, n: int) -> pl.Expr:
@@ -143,7 +144,7 @@ def _idx_extreme(x: pl.Expr, n: int, name: str, descending: bool) -> pl.Expr:
     _check_window(n, name)
     row = _index()
     big = 1 << 31  # more rows (and distinct values) than any instrument has; tier * big stays < 2**62
-    tier = x.fill_nan(None).rank("dense", descending=descending).cast(pl.Int64).fill_null(big - 1)
+    tier = _nan_to_null(x).rank("dense", descending=descending).cast(pl.Int64).fill_null(big - 1)
     key = tier * big + (big - 1 - row)
     if n == 0:
         best, start = key.cum_max(), 0
@@ -186,7 +187,7 @@ def _regression(x: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr,
     count_i = _sum(ok.cast(pl.Int64), n)
     s_g = _sum(pl.when(ok).then(row).otherwise(0), n)
     s_gg = _sum(pl.when(ok).then(row * row).otherwise(0), n)
-    count = count_i.cast(_F64)
+    count = count_i.cast(_F64).replace(0.0, None)  # an empty window gives null, not NaN
     x0 = x.fill_null(0.0)
     s_y = _sum(x0, n)
     # newest position minus the mean position, in row numbers: t - Sg / N
@@ -205,7 +206,7 @@ def _regression(x: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr,
     # rounding of a sum of large values (1e9: about 1e-6) would otherwise show
     flat = x.rolling_max(_span(n), min_samples=1) == x.rolling_min(_span(n), min_samples=1)
     dev = pl.when(flat).then(0.0).otherwise(x - s_y / count)
-    return count, sxx, sxy, syy, newest, dev
+    return count_i, sxx, sxy, syy, newest, dev
 
 
 def _poisoned(result: pl.Expr, infinite: pl.Expr | None) -> pl.Expr:
@@ -222,8 +223,10 @@ def rolling_slope(x: pl.Expr, n: int, *, infinite: pl.Expr | None = None) -> pl.
     two values (exactly 0/0, which Qlib's rounding residue turns into NaN or +-inf by chance). ``infinite``:
     see ``_poisoned`` (without it, +-inf inputs are simply left out)."""
     _check_window(n, "Slope")
-    count, sxx, sxy, _, _, _ = _regression(x, n)
-    return _poisoned(pl.when(count >= 2).then(sxy / sxx), infinite)
+    _, sxx, sxy, _, _, _ = _regression(x, n)
+    # sxx is 0 with one value, null without: the slope is null there (each part is referenced once, as
+    # Polars evaluates every reference inside ``over`` again)
+    return _poisoned(sxy / sxx.replace(0.0, None), infinite)
 
 
 def rolling_rsquare(x: pl.Expr, n: int, *, infinite: pl.Expr | None = None) -> pl.Expr:
@@ -231,8 +234,8 @@ def rolling_rsquare(x: pl.Expr, n: int, *, infinite: pl.Expr | None = None) -> p
     than two values or a constant window (0/0; Qlib shows 0, +-inf or NaN there by rounding chance), and
     (n > 0 only, as in Qlib) where the rolling std is <= 2e-5. ``infinite``: see ``_poisoned``."""
     _check_window(n, "Rsquare")
-    count, sxx, sxy, syy, _, _ = _regression(x, n)
-    rsq = pl.when((count >= 2) & (syy > 0)).then(sxy * sxy / (sxx * syy))
+    _, sxx, sxy, syy, _, _ = _regression(x, n)
+    rsq = sxy.pow(2) / (sxx * syy.replace(0.0, None))  # syy is 0 for one value and for a constant window
     if n:
         rsq = pl.when(_rolling_std(x, n) <= STD_ATOL).then(None).otherwise(rsq)
     return _poisoned(rsq, infinite)
@@ -243,9 +246,15 @@ def rolling_resi(x: pl.Expr, n: int, *, infinite: pl.Expr | None = None) -> pl.E
     window has fewer than two values. ``infinite``: see ``_poisoned``."""
     _check_window(n, "Resi")
     count, sxx, sxy, _, newest, dev = _regression(x, n)
-    # the line through two points leaves exactly 0, which the two rounded terms would miss by some ulps
-    resi = pl.when(count == 2).then(0.0).otherwise(dev - sxy / sxx * newest)
-    return _poisoned(pl.when((count >= 2) & x.is_not_null()).then(resi), infinite)
+    resi = (
+        pl.when((count < 2) | x.is_null())
+        .then(None)
+        # the line through two points leaves exactly 0, which the two rounded terms would miss by some ulps
+        .when(count == 2)
+        .then(0.0)
+        .otherwise(dev - sxy / sxx * newest)
+    )
+    return _poisoned(resi, infinite)
 
 
 # ---------------------------------------------------------------- WMA, EMA
@@ -308,38 +317,35 @@ def _rolling_std(x: pl.Expr, n: int) -> pl.Expr:
     return x.rolling_std(_span(n), min_samples=1)
 
 
-def _scale(e: pl.Expr) -> pl.Expr:
-    sd = e.std()
-    return pl.when(sd > 0).then(sd).otherwise(1.0)
+def _pair_moments(x: pl.Expr, y: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """(var a, var b, cov a b, std x, std y) over the pairwise-complete rows (both sides non-null), with a and
+    b the sides divided by their instrument's std x, std y over those rows (null where that std is 0): the
+    polarization below needs both sides on one scale.
 
-
-def _pair_moments(x: pl.Expr, y: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
-    """(var a, var b, cov a b, std x * std y) over the pairwise-complete rows (both sides non-null), with a and
-    b the sides centred and scaled by their instrument's mean and std (the polarization needs both on one
-    scale); the last term scales cov a b back to cov x y.
-
-    cov = (var(a + b) - var(a - b)) / 4 uses Polars' accurate rolling variance; raw window sums of products
-    lose every digit on large, near-constant windows (Polars' rolling_cov gave corr errors of 700 there).
-    The variances are null or NaN with fewer than two pairs."""
+    cov = (var(a + b) - var(a - b)) / 4 uses Polars' rolling variance, accurate without centring (2e-7
+    relative on 1e9 +- 1 windows); raw window sums of products lose every digit on large, near-constant
+    windows (Polars' rolling_cov gave corr errors of 700 there). The variances are null with fewer than two
+    pairs. Each part is meant to be referenced once by the callers (no sharing inside ``over``)."""
     both = x.is_not_null() & y.is_not_null()
     px, py = pl.when(both).then(x), pl.when(both).then(y)
-    a, b = (px - px.mean()) / _scale(px), (py - py.mean()) / _scale(py)
+    sx, sy = px.std().replace(0.0, None), py.std().replace(0.0, None)
+    a, b = px / sx, py / sy
     w = _span(n)
     var_sum = (a + b).rolling_var(w, min_samples=1)
     var_diff = (a - b).rolling_var(w, min_samples=1)
-    cov = (var_sum - var_diff) / 4.0
-    return a.rolling_var(w, min_samples=1), b.rolling_var(w, min_samples=1), cov, _scale(px) * _scale(py)
+    return a.rolling_var(w, min_samples=1), b.rolling_var(w, min_samples=1), (var_sum - var_diff) / 4.0, sx, sy
 
 
 def rolling_cov(x: pl.Expr, y: pl.Expr, n: int) -> pl.Expr:
     """``Cov(x, y, n)``: pandas' rolling covariance (ddof=1) over the rows where both sides have a value;
     null with fewer than two such rows. n == 0 is expanding."""
     _check_window(n, "Cov")
-    va, vb, cov, scale = _pair_moments(x, y, n)
-    # a side constant over the pairs has a covariance of exactly 0, where the polarization would leave a
-    # residue of the other side's variance times the float64 epsilon
-    flat = (va == 0) | (vb == 0)
-    return _null_to_nan_free(pl.when(flat).then(0.0).otherwise(cov * scale))
+    va, vb, cov, sx, sy = _pair_moments(x, y, n)
+    paired = _sum((x.is_not_null() & y.is_not_null()).cast(pl.Int32), n) >= 2
+    # a side constant over the pairs (or over all the instrument's pairs: null std) has a covariance of
+    # exactly 0, where the polarization would leave a residue of the other side's variance times epsilon
+    flat = ((va * vb) == 0).fill_null(True)
+    return pl.when(~paired).then(None).when(flat).then(0.0).otherwise(cov * sx * sy)
 
 
 def rolling_corr(x: pl.Expr, y: pl.Expr, n: int) -> pl.Expr:
@@ -349,6 +355,8 @@ def rolling_corr(x: pl.Expr, y: pl.Expr, n: int) -> pl.Expr:
     _check_window(n, "Corr")
     if n == 0:
         raise ValueError("Corr: window 0 (expanding) is not supported by Qlib")
-    va, vb, cov, _ = _pair_moments(x, y, n)
+    va, vb, cov, _, _ = _pair_moments(x, y, n)
     masked = (_rolling_std(x, n) <= STD_ATOL) | (_rolling_std(y, n) <= STD_ATOL)
-    return _null_to_nan_free(pl.when((va > 0) & (vb > 0) & ~masked).then(cov / (va * vb).sqrt()))
+    # a zero product (constant side) becomes null; a masked row divides by null
+    denominator = (va * vb).sqrt().replace(0.0, None) * pl.when(masked).then(None).otherwise(1.0)
+    return cov / denominator
