@@ -6,7 +6,8 @@
     POLARS_MAX_THREADS=1 .venv/bin/python bench/bench_expressions.py     # one thread
 
 Both engines get the same bars (every CSI300 instrument with data, all history, as a LazyFrame-ready frame)
-and the same [start, end]; each reads the history its reach needs. Alpha158, Alpha360 and LABEL0 are Qlib's
+and the same [start, end]; each reads the history its reach needs; the numpy engine runs on as many threads
+as Polars has. Alpha158, Alpha360 and LABEL0 are Qlib's
 expression texts (``tests/features/expressions/qlib_sets.py``). Prints wall and CPU seconds per set for both
 engines, then the fraction of cells that agree (1e-4 relative / 1e-6 absolute, as tests/features use).
 """
@@ -58,12 +59,15 @@ def main() -> int:
     )
     print(f"{len(names)} instruments, {bars.height} bars; output {args.start} .. {args.end}; "
           f"peak RSS after reading {peak_rss_gb():.2f} GB")  # fmt: skip
+    threads = pl.thread_pool_size()  # the numpy engine gets as many threads as Polars
     totals = {"numpy": [0.0, 0.0], "polars": [0.0, 0.0]}
     for name in args.sets.split(","):
         columns = SETS[name]()
         ref, ours, w0, c0, w1, c1 = None, None, 0.0, 0.0, 0.0, 0.0
         if args.only != "expressions":
-            ref, w0, c0 = timed(lambda name=name: compute_features(name, bars, cal, args.start, args.end))
+            ref, w0, c0 = timed(
+                lambda name=name: compute_features(name, bars, cal, args.start, args.end, n_threads=threads)
+            )
         if args.only != "numpy":
             ours, w1, c1 = timed(lambda columns=columns: compute_columns(columns, bars, cal, args.start, args.end))
         rows = (ours if ours is not None else ref).height

@@ -40,8 +40,8 @@ KERNEL_OPS = frozenset(_KERNELS)
 # Kernels built from rolling windows only (no row numbers, cumulative sums or ewm), so that with window n > 0
 # they give the per-instrument result over the whole padded column, the padding rows being null; the
 # whole-column mean/std they use for conditioning then spans every instrument, so their input is centred per
-# instrument first (all of these are shift-invariant). tests/features/expressions/test_compiler.py checks
-# that each equals its .over("_seg") evaluation, should rolling.py change.
+# instrument first (all of these are shift-invariant). tests/features/expressions/test_operators.py checks
+# each against pandas through this path (and would catch a change in rolling.py that breaks the premise).
 FLAT_KERNELS = frozenset({"Skew", "Kurt", "Med", "Quantile", "Rank", "Mad", "Slope", "Rsquare", "Resi", "Corr",
                           "Cov"})  # fmt: skip
 _CENTRED = frozenset({"Skew", "Kurt", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
