@@ -44,8 +44,9 @@ Semantics (Qlib 0.9.7 on pandas/numpy):
   ``CSDemean`` = x minus that mean. Rows outside ``members`` get NaN.
 
 Evaluation (``compute_columns``): instruments are laid out one after the other, separated by padding rows,
-so shifts and bounded windows run over whole columns; unbounded operators (expanding windows, ``Ref(x, 0)``,
-EMA, WMA, IdxMax/IdxMin) run per instrument with ``.over``; cross-sectional ones per date. Every distinct
+so shifts and bounded windows run over whole columns; operators that need each instrument's series as a whole
+(expanding windows, ``Ref(x, 0)``, EMA, and WMA / IdxMax / IdxMin, whose kernels count rows from the
+instrument's first day) run per instrument with ``.over``; cross-sectional ones per date. Every distinct
 subtree used more than once is one column, computed once, in stages of ``with_columns``. Without
 cross-sectional operators, groups of whole instruments are computed one after the other to bound memory.
 
