@@ -154,3 +154,26 @@ def test_field_names_cannot_collide_with_the_engine_columns(market):
                           required=["_seg"])  # fmt: skip
     assert out["a"].equals(out["c"].alias("a"))
     assert out["b"].drop_nulls().len() > 0
+
+
+def test_repeated_and_nested_roots(market):
+    bars, cal = market
+    cols = [("a", "Mean($close, 3)"), ("b", "Mean($close,3)"), ("c", "Mean($close, 3) / $close"), ("d", "$close")]
+    out = compute_columns(cols, bars, cal)
+    assert out["a"].equals(out["b"].alias("a"))
+    assert np.allclose(out["c"].to_numpy(), (out["a"] / out["d"]).to_numpy(), equal_nan=True)
+
+
+def test_chunks_of_instruments_give_the_same_frame(market, monkeypatch):
+    from features.expressions import engine
+
+    bars, cal = market
+    cols = [c for c in BOUNDED if c[0] != "cs"] + UNBOUNDED_EXPRS  # a cross-section would need one chunk
+    whole = compute_columns(cols, bars, cal)
+    sizes = []
+    real_concat = pl.concat
+    monkeypatch.setattr(engine.pl, "concat", lambda parts: sizes.append(len(parts)) or real_concat(parts))
+    monkeypatch.setattr(engine, "CHUNK_CELLS", 1)  # one instrument per chunk
+    chunked = compute_columns(cols, bars, cal)
+    assert sizes == [5]
+    assert whole.equals(chunked)
