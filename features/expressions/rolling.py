@@ -3,7 +3,12 @@
 Each function takes Float64 expressions and a window ``n`` and returns an expression meant to be evaluated over
 ONE instrument's calendar span ordered by date: the caller wraps it in ``.over("instrument")``, so only
 expressions that are valid in a window context are used (``rolling_*``, ``shift``, ``cum_*``, ``rank``,
-``int_range(pl.len())``, ``when/then``, whole-group aggregates such as ``mean``).
+``int_range(pl.len())``, ``when/then``, whole-group aggregates such as ``mean``, and for Mad and the
+expanding EMA the rolling group-by ``Expr.rolling``). There is no numpy fallback.
+
+Polars evaluates every occurrence of a sub-expression inside ``over`` again (no common-subexpression sharing
+there; ``fill_nan`` too evaluates its input twice), so each costly part is referenced once: guards are
+divisions by a null (``replace(0.0, None)``) rather than ``when(cond).then(value)`` on the same parts.
 
 Input contract: every value pandas' rolling would skip (NaN and +-inf) is already null. Output: Float64, null
 where Qlib gives NaN. Semantics are Qlib's, i.e. pandas ``rolling(n, min_periods=1)`` (``expanding`` for
@@ -222,8 +227,7 @@ def rolling_slope(x: pl.Expr, n: int, *, infinite: pl.Expr | None = None) -> pl.
     see ``_poisoned`` (without it, +-inf inputs are simply left out)."""
     _check_window(n, "Slope")
     _, sxx, sxy, _, _, _ = _regression(x, n)
-    # sxx is 0 with one value, null without: the slope is null there (each part is referenced once, as
-    # Polars evaluates every reference inside ``over`` again)
+    # sxx is 0 with one value, null without: the slope is null there
     return _poisoned(sxy / sxx.replace(0.0, None), infinite)
 
 
@@ -265,7 +269,6 @@ def rolling_wma(x: pl.Expr, n: int) -> pl.Expr:
     values v gives v / n, not v."""
     _check_window(n, "WMA")
     x0 = x.fill_null(0.0)
-    count = _count(x, n)
     row = _index()
     # positions from the instrument's first day: exact for expanding windows and for the first n-1 days
     from_start = (x0 * (row + 1).cast(_F64)).cum_sum()
@@ -276,7 +279,7 @@ def rolling_wma(x: pl.Expr, n: int) -> pl.Expr:
         full = _weighted_sum(x0, [float(k) for k in range(1, n + 1)])
         weighted = pl.when(row >= n - 1).then(full).otherwise(from_start)
         length = pl.min_horizontal(length, pl.lit(float(n)))
-    return pl.when(count > 0).then(weighted / (length * (length + 1) / 2) / count)
+    return weighted / (length * (length + 1) / 2) / _count(x, n).replace(0.0, None)
 
 
 def rolling_ema(x: pl.Expr, n: int | float) -> pl.Expr:
@@ -305,8 +308,6 @@ def rolling_ema(x: pl.Expr, n: int | float) -> pl.Expr:
 
 
 # ---------------------------------------------------------------- Corr, Cov
-# Polars evaluates every occurrence of a sub-expression inside ``over`` again (no CSE there), so these kernels
-# reference each costly part once.
 
 
 def _rolling_std(x: pl.Expr, n: int) -> pl.Expr:
