@@ -17,7 +17,7 @@ from features.expressions import rolling as R
 
 WINDOWS = (1, 2, 5, 20, 60, 0)
 # float64 rounding of different but exact summation orders; pandas' own running sums stay below this on the
-# generated data (moderate values), see the module docstring for the large-value cases
+# generated data (moderate values); test_rolling_precision.py covers large values
 RTOL, ATOL = 1e-9, 1e-10
 
 
