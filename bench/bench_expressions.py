@@ -80,8 +80,10 @@ def main() -> int:
         if not args.no_compare and args.only is None:
             stats = compare_frames(ours, ref, [c for c, _ in columns])
             s = summarize(stats)
+            exact = summarize(compare_frames(ours, ref, [c for c, _ in columns], rtol=0.0, atol=0.0))
             print(f"    rows only in one: {row_mismatch(ours, ref)}; agree {s['agree_frac']:.6%} of {s['cells']} "
-                  f"cells; null mismatch {s['null_mismatch']}, inf mismatch {s['inf_mismatch']}")  # fmt: skip
+                  f"cells (bit-identical {exact['agree_frac']:.4%}); null mismatch {s['null_mismatch']}, "
+                  f"inf mismatch {s['inf_mismatch']}")  # fmt: skip
             worst = stats.filter(pl.col("agree") < pl.col("cells")).sort("agree_frac").head(8)
             for row in worst.iter_rows(named=True):
                 print(f"      {row['column']:8s} agree {row['agree_frac']:.5%} null_mismatch {row['null_mismatch']} "
