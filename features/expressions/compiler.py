@@ -42,8 +42,9 @@ KERNEL_OPS = frozenset(_KERNELS)
 # whole-column mean/std they use for conditioning then spans every instrument, so their input is centred per
 # instrument first (all of these are shift-invariant). tests/features/expressions/test_operators.py checks
 # each against pandas through this path (and would catch a change in rolling.py that breaks the premise).
-FLAT_KERNELS = frozenset({"Skew", "Kurt", "Med", "Quantile", "Rank", "Mad", "Slope", "Rsquare", "Resi", "Corr",
-                          "Cov"})  # fmt: skip
+# Med and Quantile are window-only too but run per instrument: Polars' rolling quantile takes a slower path
+# on a column with any null, which the padding guarantees, and most instruments' series have none (2x faster).
+FLAT_KERNELS = frozenset({"Skew", "Kurt", "Rank", "Mad", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
 _CENTRED = frozenset({"Skew", "Kurt", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
 
 
