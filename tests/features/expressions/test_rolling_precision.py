@@ -130,3 +130,20 @@ def test_skew_kurt_ema_match_pandas_on_large_values(data, w: int) -> None:
     ):
         want = np.concatenate([ref(pd.Series(a)).to_numpy() for a in xs])
         _assert_parity(_run(frame, kernel(x, w)), want)
+
+
+def _ema_expanding(a: np.ndarray) -> float:
+    decay = 1 - 2 / (1 + len(a))
+    w = decay ** np.arange(len(a))[::-1]
+    w /= w.sum()
+    return np.nansum(w * a)
+
+
+def test_expanding_mad_and_ema_on_long_series(data) -> None:
+    """The numpy fallback of the expanding Mad and EMA (Horner-like folds over 2000 days) against Qlib's
+    expanding apply."""
+    xs, _, _, _, _, frame = data
+    x = pl.col("x")
+    for kernel, fn in ((R.rolling_mad, _mad), (R.rolling_ema, _ema_expanding)):
+        want = np.concatenate([pd.Series(a).expanding(min_periods=1).apply(fn, raw=True).to_numpy() for a in xs])
+        _assert_parity(_run(frame, kernel(x, 0)), want)
