@@ -6,7 +6,8 @@
     POLARS_MAX_THREADS=1 .venv/bin/python bench/bench_expressions.py     # one thread
 
 Both engines get the same bars (every CSI300 instrument with data, all history, as a LazyFrame-ready frame)
-and the same [start, end]; each reads the history its reach needs. Alpha158, Alpha360 and LABEL0 are Qlib's
+and the same [start, end]; each reads the history its reach needs; the numpy engine runs on as many threads
+as Polars has. Alpha158, Alpha360 and LABEL0 are Qlib's
 expression texts (``tests/features/expressions/qlib_sets.py``). Prints wall and CPU seconds per set for both
 engines, then the fraction of cells that agree (1e-4 relative / 1e-6 absolute, as tests/features use).
 """
@@ -46,6 +47,7 @@ def main() -> int:
     parser.add_argument("--end", default="2019-12-31")
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--no-compare", action="store_true", help="time only")
+    parser.add_argument("--only", choices=["numpy", "expressions"], help="run one engine (its own peak RSS)")
     args = parser.parse_args()
 
     names = universe(args.data)
@@ -55,23 +57,33 @@ def main() -> int:
         f"machine: {os.cpu_count()} cores, {len(os.sched_getaffinity(0))} usable, load {load}; "
         f"POLARS_MAX_THREADS={os.environ.get('POLARS_MAX_THREADS', 'unset')} ({pl.thread_pool_size()} threads)"
     )
-    print(f"{len(names)} instruments, {bars.height} bars; output {args.start} .. {args.end}")  # fmt: skip
+    print(f"{len(names)} instruments, {bars.height} bars; output {args.start} .. {args.end}; "
+          f"peak RSS after reading {peak_rss_gb():.2f} GB")  # fmt: skip
+    threads = pl.thread_pool_size()  # the numpy engine gets as many threads as Polars
     totals = {"numpy": [0.0, 0.0], "polars": [0.0, 0.0]}
     for name in args.sets.split(","):
         columns = SETS[name]()
-        ref, w0, c0 = timed(lambda name=name: compute_features(name, bars, cal, args.start, args.end))
-        ours, w1, c1 = timed(lambda columns=columns: compute_columns(columns, bars, cal, args.start, args.end))
+        ref, ours, w0, c0, w1, c1 = None, None, 0.0, 0.0, 0.0, 0.0
+        if args.only != "expressions":
+            ref, w0, c0 = timed(
+                lambda name=name: compute_features(name, bars, cal, args.start, args.end, n_threads=threads)
+            )
+        if args.only != "numpy":
+            ours, w1, c1 = timed(lambda columns=columns: compute_columns(columns, bars, cal, args.start, args.end))
+        rows = (ours if ours is not None else ref).height
         totals["numpy"][0] += w0
         totals["numpy"][1] += c0
         totals["polars"][0] += w1
         totals["polars"][1] += c1
-        print(f"  {name:9s} {ours.height} rows x {len(columns)}: numpy wall {w0:6.2f}s cpu {c0:6.2f}s | "
+        print(f"  {name:9s} {rows} rows x {len(columns)}: numpy wall {w0:6.2f}s cpu {c0:6.2f}s | "
               f"expressions wall {w1:6.2f}s cpu {c1:6.2f}s")  # fmt: skip
-        if not args.no_compare:
+        if not args.no_compare and args.only is None:
             stats = compare_frames(ours, ref, [c for c, _ in columns])
             s = summarize(stats)
+            exact = summarize(compare_frames(ours, ref, [c for c, _ in columns], rtol=0.0, atol=0.0))
             print(f"    rows only in one: {row_mismatch(ours, ref)}; agree {s['agree_frac']:.6%} of {s['cells']} "
-                  f"cells; null mismatch {s['null_mismatch']}, inf mismatch {s['inf_mismatch']}")  # fmt: skip
+                  f"cells (bit-identical {exact['agree_frac']:.4%}); null mismatch {s['null_mismatch']}, "
+                  f"inf mismatch {s['inf_mismatch']}")  # fmt: skip
             worst = stats.filter(pl.col("agree") < pl.col("cells")).sort("agree_frac").head(8)
             for row in worst.iter_rows(named=True):
                 print(f"      {row['column']:8s} agree {row['agree_frac']:.5%} null_mismatch {row['null_mismatch']} "

@@ -29,6 +29,12 @@ Semantics (Qlib 0.9.7 on pandas/numpy):
 - ``EMA(x, N)`` is pandas' ``ewm(span=N, adjust=True)`` (a float ``N`` in (0, 1) is the smoothing factor);
   ``WMA`` is Qlib's ``nanmean(w * x)`` with linear weights normalised over the whole window (a window with
   missing values is *not* renormalised).
+- ``Slope``/``Rsquare``/``Resi`` leave an infinite input out of their windows like NaN (pandas' rule for
+  the other rolling operators); Qlib's Cython kernels instead turn NaN from the first infinite value on, as
+  their running sums become inf - inf. Reproducing that would make every such column depend on all history.
+- ``Log`` and ``Power`` are numpy's own routines (``numpy_fallback``): Polars' float32 ``log``/``pow`` differ
+  from numpy's in the last bit on most cells. Division by a number is IEEE division (Polars would multiply
+  by the reciprocal), so element-wise float32 arithmetic equals Qlib's bit for bit.
 - Booleans in arithmetic are 0/1 (numpy's bool + bool would be a logical or; ``Ref`` of a comparison is a 0/1
   float series rather than pandas' object series).
 - Cross-sectional operators, per date over the instruments with a row that day (or the ``members`` of that
@@ -36,6 +42,13 @@ Semantics (Qlib 0.9.7 on pandas/numpy):
   (NaN stays NaN, +-inf rank as the extremes); ``CSZScore`` = (x - mean) / std with ddof=1 (pandas' std, as in
   Qlib's CSZScoreNorm) over the finite values, NaN for non-finite cells, a lone value or a constant day;
   ``CSDemean`` = x minus that mean. Rows outside ``members`` get NaN.
+
+Evaluation (``compute_columns``): instruments are laid out one after the other, separated by padding rows,
+so shifts and bounded windows run over whole columns; operators that need each instrument's series as a whole
+(expanding windows, ``Ref(x, 0)``, EMA, and WMA / IdxMax / IdxMin, whose kernels count rows from the
+instrument's first day) run per instrument with ``.over``; cross-sectional ones per date. Every distinct
+subtree used more than once is one column, computed once, in stages of ``with_columns``. Without
+cross-sectional operators, groups of whole instruments are computed one after the other to bound memory.
 
 Reach (``reach``) follows Qlib's ``get_extended_window_size`` where that is exact: a window N adds N - 1 days,
 ``Ref(x, N)`` adds N days back (N < 0: -N days ahead). Where Qlib's is not exact it is corrected: ``Delta(x, N)``

@@ -16,6 +16,8 @@ from features.expressions.parser import parse
 # Fields a column cannot do without unless told otherwise (today's Alpha158/Alpha360/label contract):
 # reading one that bars lacks is an error; any other absent (or all-null) field makes its columns all-null.
 DEFAULT_REQUIRED = ("open", "high", "low", "close", "volume")
+# Cells of intermediate columns per chunk of instruments (about 0.5 GB of float64).
+CHUNK_CELLS = 1 << 26
 
 
 def _empty(columns: Sequence[str]) -> pl.DataFrame:
@@ -87,30 +89,15 @@ def compute_columns(
 
     live = [(n, r) for n, r in parsed if fields(r) <= layout.present]
     plan = Plan([r for _, r in live], layout)
-    frame = layout.frame
-    # numpy-backed constant columns (a literal column would be a scalar again; see compiler._arith)
-    for name, (value, kind) in constant_columns(plan.roots).items():
-        np_type = np.float32 if kind == "f32" else np.float64
-        frame = frame.with_columns(pl.Series(name, np.full(frame.height, value, dtype=np_type)))
-    lazy = frame.lazy()
-    stages = plan.stages()
-    last_use = _last_use(plan, len(stages))
-    born = {plan.names[n]: st for n, st in plan.stage.items()}  # fields are there from the start
-    for s, exprs in enumerate(stages, start=1):
-        lazy = lazy.with_columns(exprs)
-        keep = [c for c, last in last_use.items() if last > s and born.get(c, 0) <= s]
-        meta = [c for c in frame.columns if c.startswith("_") and not c.startswith("__")]
-        lazy = lazy.select(*meta, *keep)
-    outputs = []
-    for (name, _), root in zip(live, plan.roots, strict=True):
-        e = pl.col(plan.column(root))
-        if dtype(root) == "bool":
-            e = e.cast(pl.Float32)
-        outputs.append(e.cast(pl.Float32).fill_nan(None).alias(name))
-    # Sub-expressions are shared by construction (Polars' own search for them is slow on hundreds of columns);
-    # the in-memory engine runs wide with_columns far faster than the streaming default.
-    opts = pl.QueryOptFlags(comm_subexpr_elim=False, cluster_with_columns=False)
-    result = lazy.filter(pl.col("_out")).select("_seg", "_t", *outputs).collect(engine="in-memory", optimizations=opts)
+    # Instruments are independent unless a cross-sectional operator looks across them: compute groups of
+    # whole instruments one after the other, so that the intermediate columns of a chunk fit in memory.
+    if cross:
+        slices = [(0, layout.frame.height)]
+    else:
+        slices = layout.chunks(max(4 * layout.pad, CHUNK_CELLS // max(1, len(plan.shared))))
+    query = _query(plan, live, list(layout.frame.columns))
+    parts = [query(_with_constants(layout.frame.slice(o, n), plan)) for o, n in slices]
+    result = pl.concat(parts) if len(parts) > 1 else parts[0]
     seg = result["_seg"].to_numpy()
     t = result["_t"].to_numpy()
     instrument = layout.instruments.gather(seg).alias("instrument")
@@ -119,6 +106,44 @@ def compute_columns(
     by_name = {n: result[n] for n, _ in live}
     series = [instrument, date] + [by_name[n] if n in by_name else nulls.alias(n) for n in names]
     return pl.DataFrame(series)
+
+
+def _with_constants(frame: pl.DataFrame, plan: Plan) -> pl.DataFrame:
+    """The frame with numpy-backed constant columns for divisions by numbers (a literal column would be a
+    scalar again; see ``compiler.Plan._arith``)."""
+    extra = []
+    for name, (value, kind) in constant_columns(plan.roots).items():
+        np_type = np.float32 if kind == "f32" else np.float64
+        extra.append(pl.Series(name, np.full(frame.height, value, dtype=np_type)))
+    return frame.with_columns(extra) if extra else frame
+
+
+def _query(plan: Plan, live: list[tuple[str, Node]], meta: list[str]):
+    """A function from one chunk of the layout frame to its output rows (_seg, _t, columns)."""
+    stages = plan.stages()
+    last_use = _last_use(plan, len(stages))
+    born = {plan.names[n]: st for n, st in plan.stage.items()}  # fields are there from the start
+    meta = [c for c in meta if c.startswith("_")] + list(constant_columns(plan.roots))
+    outputs = []
+    for (name, _), root in zip(live, plan.roots, strict=True):
+        e = pl.col(plan.column(root))
+        if dtype(root) == "bool":
+            e = e.cast(pl.Float32)
+        outputs.append(e.cast(pl.Float32).fill_nan(None).alias(name))
+    # Sub-expressions are shared by construction; Polars' own elimination still pays inside the kernels.
+    # The in-memory engine runs wide with_columns far faster than the streaming default.
+    opts = pl.QueryOptFlags(comm_subexpr_elim=True, cluster_with_columns=False)
+
+    def run(frame: pl.DataFrame) -> pl.DataFrame:
+        lazy = frame.lazy()
+        for s, exprs in enumerate(stages, start=1):
+            lazy = lazy.with_columns(exprs)
+            keep = [c for c, last in last_use.items() if last > s and born.get(c, 0) <= s]
+            lazy = lazy.select(*meta, *keep)
+        return lazy.filter(pl.col("_out")).select("_seg", "_t", *outputs).collect(engine="in-memory",
+                                                                                  optimizations=opts)  # fmt: skip
+
+    return run
 
 
 def _last_use(plan: Plan, n_stages: int) -> dict[str, int]:

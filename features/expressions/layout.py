@@ -8,7 +8,8 @@ per-instrument grouping. Operators with longer memory group by ``_seg`` instead.
 
 Columns: ``_seg`` (Int32, the instrument's number in ``instruments``; -1 on padding), ``_t`` (Int32 calendar
 position), ``_out`` (Boolean: an output row), ``_member`` (Boolean, when a members frame is given), then the
-fields as Float32 with NaN where there is no bar or value.
+fields as Float32 named ``$name`` (so no field name can collide with these) with NaN where there is no bar or
+value.
 """
 
 from __future__ import annotations
@@ -60,6 +61,16 @@ class Layout:
     pad: int
     longest: int  # rows of the longest instrument segment (an expanding window never needs more)
     present: frozenset[str]  # fields with data; the others are all-NaN and make their columns all-null
+    blocks: np.ndarray  # first row (its padding) of each instrument's block, then the frame's height
+
+    def chunks(self, rows: int) -> list[tuple[int, int]]:
+        """(offset, length) slices of whole instrument blocks of about ``rows`` rows each."""
+        out, begin = [], 0
+        for i in range(1, self.blocks.size):
+            if self.blocks[i] - self.blocks[begin] >= rows or i == self.blocks.size - 1:
+                out.append((int(self.blocks[begin]), int(self.blocks[i] - self.blocks[begin])))
+                begin = i
+        return out
 
 
 def _lazy(bars: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
@@ -185,10 +196,11 @@ def build_layout(
             continue
         values = np.full(n_rows, np.nan, dtype=np.float32)
         values[row] = frame[name].fill_null(np.nan).to_numpy()[inside]
-        columns[name] = pl.Series(name, values)
+        columns[f"${name}"] = pl.Series(f"${name}", values)
     longest = int(seg_len.max()) if seg_len.size else 1
+    blocks = np.append(base - pad, n_rows)
     return Layout(pl.DataFrame(columns), names.gather(kept), pl.Series("date", cal).cast(pl.Date), pad, longest,
-                  present)  # fmt: skip
+                  present, blocks)  # fmt: skip
 
 
 def _member_mask(

@@ -16,7 +16,7 @@ UNBOUNDED = 10**9
 class ExpressionError(ValueError):
     """A bad expression: the message names the feature set, the column, the 0-based position and the reason."""
 
-    def __init__(self, reason: str, *, text: str = "", position: int | None = None, set_name: str = "",
+    def __init__(self, reason: str, *, text: str | None = None, position: int | None = None, set_name: str = "",
                  column: str = "") -> None:  # fmt: skip
         self.reason = reason
         self.text = text
@@ -35,7 +35,7 @@ class ExpressionError(ValueError):
         tail = ""
         if self.position is not None:
             tail = f" at position {self.position}"
-        if self.text:
+        if self.text is not None:
             tail += f" in {self.text!r}"
         return f"{head}{self.reason}{tail}"
 

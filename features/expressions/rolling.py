@@ -3,7 +3,15 @@
 Each function takes Float64 expressions and a window ``n`` and returns an expression meant to be evaluated over
 ONE instrument's calendar span ordered by date: the caller wraps it in ``.over("instrument")``, so only
 expressions that are valid in a window context are used (``rolling_*``, ``shift``, ``cum_*``, ``rank``,
-``int_range(pl.len())``, ``when/then``, whole-group aggregates such as ``mean``).
+``int_range(pl.len())``, ``when/then``, whole-group aggregates such as ``mean``, and for Mad the rolling
+group-by ``Expr.rolling``). The one numpy fallback (``map_batches``, called once per instrument inside
+``over``) is for the expanding (n == 0) Mad and EMA: quadratic by definition, Polars' per-window evaluation
+took 0.6 s (Mad) and 1.7 s (EMA) per 4000-day instrument, 14x slower than Qlib's own pandas apply; blocked
+numpy takes about 30 ms.
+
+Polars evaluates every occurrence of a sub-expression inside ``over`` again (no common-subexpression sharing
+there; ``fill_nan`` too evaluates its input twice), so each costly part is referenced once: guards are
+divisions by a null (``replace(0.0, None)``) rather than ``when(cond).then(value)`` on the same parts.
 
 Input contract: every value pandas' rolling would skip (NaN and +-inf) is already null. Output: Float64, null
 where Qlib gives NaN. Semantics are Qlib's, i.e. pandas ``rolling(n, min_periods=1)`` (``expanding`` for
@@ -20,6 +28,9 @@ window directly, so nothing drifts over the years); covariances come from varian
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import polars as pl
 
 # Qlib masks Rsquare and Corr where np.isclose(rolling std, 0, atol=2e-5), i.e. std <= 2e-5.
@@ -55,9 +66,10 @@ def _index() -> pl.Expr:
     return pl.int_range(pl.len(), dtype=pl.Int64)
 
 
-def _null_to_nan_free(e: pl.Expr) -> pl.Expr:
-    """Polars' rolling kernels return NaN in some degenerate windows where Qlib's value is NaN (null here)."""
-    return e.fill_nan(None)
+def _nan_to_null(e: pl.Expr) -> pl.Expr:
+    """Polars' rolling kernels return NaN in some degenerate windows where Qlib's value is NaN (null here).
+    (``fill_nan`` would evaluate ``e`` twice: Polars does not share sub-expressions inside ``over``.)"""
+    return e.replace(float("nan"), None)
 
 
 # ---------------------------------------------------------------- order statistics and moments
@@ -68,7 +80,7 @@ def rolling_skew(x: pl.Expr, n: int) -> pl.Expr:
     window. Qlib accepts n == 0 (expanding) or n >= 3."""
     _check_window(n, "Skew", 3)
     z = x - x.mean()  # skewness is shift-invariant; centring keeps the moments' digits
-    return _null_to_nan_free(z.rolling_skew(_span(n), bias=False, min_samples=1))
+    return _nan_to_null(z.rolling_skew(_span(n), bias=False, min_samples=1))
 
 
 def rolling_kurt(x: pl.Expr, n: int) -> pl.Expr:
@@ -76,7 +88,7 @@ def rolling_kurt(x: pl.Expr, n: int) -> pl.Expr:
     window. Qlib accepts n == 0 (expanding) or n >= 4."""
     _check_window(n, "Kurt", 4)
     z = x - x.mean()
-    return _null_to_nan_free(z.rolling_kurtosis(_span(n), fisher=True, bias=False, min_samples=1))
+    return _nan_to_null(z.rolling_kurtosis(_span(n), fisher=True, bias=False, min_samples=1))
 
 
 def rolling_med(x: pl.Expr, n: int) -> pl.Expr:
@@ -101,21 +113,32 @@ def rolling_rank(x: pl.Expr, n: int) -> pl.Expr:
     return pl.when(x.is_not_null()).then(rank / _count(x, n))
 
 
+def _window_eval(agg: pl.Expr, n: int) -> pl.Expr:
+    """``agg`` evaluated on each row's window (the last n rows, all rows so far when n == 0) through Polars'
+    rolling group-by on the row number. General but about 10 us per row: for what window sums cannot do."""
+    period = f"{_EXPANDING if n == 0 else n}i"
+    return agg.rolling(index_column=_index(), period=period)
+
+
+# Up to this window Mad sums shifted copies (cost grows with n); longer windows use the rolling group-by
+# (measured crossover on 1.2 M rows: n = 20 takes 1.6 s with shifts, 3.2 s with the group-by).
+_MAD_SHIFTS = 30
+
+
 def rolling_mad(x: pl.Expr, n: int) -> pl.Expr:
     """``Mad(x, n)``: Qlib's mean absolute deviation around the window's mean, mean(|v - mean(v)|).
 
-    Polars has no rolling MAD and it is not a function of window sums, so each window is summed explicitly
-    from n shifted copies (exact two-pass values; cost grows with n). Expanding windows use
-    ``cumulative_eval``, quadratic in the instrument's length (Qlib's own expanding apply is as well)."""
+    Not a function of window sums (the deviations are from each window's own mean), so short windows are
+    summed explicitly from n shifted copies and longer ones aggregated per window by the rolling group-by;
+    expanding windows are quadratic in the span, as Qlib's own expanding apply."""
     _check_window(n, "Mad")
     if n == 0:
-        mad = x.cumulative_eval((pl.element() - pl.element().mean()).abs().mean(), min_samples=1)
-        return pl.when(_count(x, 0) > 0).then(mad)
-    count = _count(x, n)
-    shifted = [x if k == 0 else x.shift(k) for k in range(n)]
-    mean = pl.sum_horizontal(shifted) / count  # sum_horizontal skips nulls
-    total = pl.sum_horizontal([(s - mean).abs() for s in shifted])
-    return pl.when(count > 0).then(total / count)
+        return _per_instrument(x, _expanding_mad)
+    if n > _MAD_SHIFTS:
+        return _window_eval((x - x.mean()).abs().mean(), n)
+    mean = x.rolling_mean(n, min_samples=1)  # referenced n times below, so one cheap rolling op
+    total = pl.sum_horizontal([(x.shift(k) - mean).abs() for k in range(n)])  # skips nulls
+    return total / _count(x, n).replace(0.0, None)
 
 
 # ---------------------------------------------------------------- IdxMax, IdxMin
@@ -126,23 +149,19 @@ def _idx_extreme(x: pl.Expr, n: int, name: str, descending: bool) -> pl.Expr:
     the first null's position when the window holds a null but some value (np.argmax on a raw window with
     NaN); null for a window without values.
 
-    The position of the first extreme comes from a rolling max of one exact integer key per row:
-    key = dense rank of the value * B + (B - 1 - row), so the largest key is the largest value and, among
-    equal values, the oldest row."""
+    One rolling max of an exact integer key per row does it: key = tier * B + (B - 1 - row), the tier being
+    the dense rank of the value, or above every rank for a null; so the largest key in a window is its oldest
+    null if it has one, else its largest value, the oldest among equal ones."""
     _check_window(n, name)
     row = _index()
-    big = 1 << 32  # more rows than any instrument has
-    rank = x.fill_nan(None).rank("dense", descending=descending).cast(pl.Int64)
-    key = (rank * big + (big - 1 - row)).fill_null(-1)
-    null_row = pl.when(x.is_null()).then(row).otherwise(big)
+    big = 1 << 31  # more rows (and distinct values) than any instrument has; tier * big stays < 2**62
+    tier = _nan_to_null(x).rank("dense", descending=descending).cast(pl.Int64).fill_null(big - 1)
+    key = tier * big + (big - 1 - row)
     if n == 0:
-        best, first_null, start = key.cum_max(), null_row.cum_min(), pl.lit(0, pl.Int64)
+        best, start = key.cum_max(), 0
     else:
-        best = key.rolling_max(n, min_samples=1)
-        first_null = null_row.rolling_min(n, min_samples=1)
-        start = pl.max_horizontal(row - (n - 1), pl.lit(0, pl.Int64))
-    best_row = big - 1 - best % big
-    pos = pl.when(first_null < big).then(first_null).otherwise(best_row) - start + 1
+        best, start = key.rolling_max(n, min_samples=1), pl.max_horizontal(row - (n - 1), 0)
+    pos = (big - 1 - best % big) - start + 1
     return pl.when(_count(x, n) > 0).then(pos.cast(_F64))
 
 
@@ -165,65 +184,87 @@ def _weighted_sum(e: pl.Expr, weights: list[float]) -> pl.Expr:
     return e.rolling_sum(len(weights), weights=weights, min_samples=1)
 
 
-def _regression(x: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
-    """(count, sxx, sxy, syy, newest x minus mean x, today's y minus mean y) of the least squares of y = x on
-    positions, as Qlib's Cython kernels place them: the newest element at n, the others at n-1, n-2, ...
-    whether or not they are null (expanding: the instrument's first day at 1). Positions are centred
-    (sxx etc. are sums of products of deviations)."""
+def _regression(x: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """(count, sxx, sxy, syy, newest position minus mean position, today's y minus mean y) of the least
+    squares of the window's values y on their positions, placed as Qlib's Cython kernels place them: the
+    newest element at n, the others at n-1, n-2, ... whether or not they are null (expanding: the first day
+    at 1). sxx, sxy, syy are sums of products of deviations from the means.
+
+    Position sums are exact integer sums of row numbers (sxx = (N*Sgg - Sg^2) / N has no rounding before the
+    division); the one value sum weighted by position is a Polars weighted window sum on centred weights, so
+    a full window sums (p - mean p) * y directly, without the cancellation of raw sums of p*y."""
     ok = x.is_not_null()
-    okf = ok.cast(_F64)
-    z = x - x.mean()  # per-instrument centring: the sums below keep their digits
-    z0 = z.fill_null(0.0)
-    count = _count(x, n)
+    row = _index()
+    count_i = _sum(ok.cast(pl.Int64), n)
+    s_g = _sum(pl.when(ok).then(row).otherwise(0), n)
+    s_gg = _sum(pl.when(ok).then(row * row).otherwise(0), n)
+    count = count_i.cast(_F64).replace(0.0, None)  # an empty window gives null, not NaN
+    x0 = x.fill_null(0.0)
+    s_y = _sum(x0, n)
+    # newest position minus the mean position, in row numbers: t - Sg / N
+    newest = (row * count_i - s_g).cast(_F64) / count
+    sxx = (count_i * s_gg - s_g * s_g).cast(_F64) / count
     if n == 0:
-        pos = (_index() + 1).cast(_F64)
-        sp, spp = (okf * pos).cum_sum(), (okf * pos * pos).cum_sum()
-        sz, spz = z0.cum_sum(), (z0 * pos).cum_sum()
-        mean_p = sp / count
-        sxx = spp - sp * mean_p
-        sxy = spz - mean_p * sz
-        newest = pos - mean_p
+        # positions are row + 1; sum((row - mean row) * y) = S(row * y) - mean row * S(y)
+        sxy = (x0 * row.cast(_F64)).cum_sum() - s_g.cast(_F64) / count * s_y
     else:
-        # weights on centred positions k - (n + 1) / 2: a full window without nulls has mean position 0
+        # weights k - (n + 1) / 2 for the positions k = 1..n; their mean over the window's values is
+        # (n - 1) / 2 - newest, so sum((p - mean p) * y) = weighted sum - that mean * S(y)
         centred = [k - (n + 1) / 2 for k in range(1, n + 1)]
-        sp = _weighted_sum(okf, centred)
-        spp = _weighted_sum(okf, [c * c for c in centred])
-        sz = _weighted_sum(z0, [1.0] * n)
-        spz = _weighted_sum(z0, centred)
-        mean_p = sp / count
-        sxx = spp - sp * mean_p
-        sxy = spz - mean_p * sz
-        newest = (n - 1) / 2 - mean_p
-    syy = z.rolling_var(_span(n), min_samples=1, ddof=0) * count
-    dev = z - sz / count
-    return count, sxx, sxy, syy, newest, dev
+        sxy = _weighted_sum(x0, centred) - ((n - 1) / 2 - newest) * s_y
+    syy = x.rolling_var(_span(n), min_samples=1, ddof=0) * count
+    # today's value minus the window's mean; exactly 0 for a constant window (as features.ops), where the
+    # rounding of a sum of large values (1e9: about 1e-6) would otherwise show
+    flat = x.rolling_max(_span(n), min_samples=1) == x.rolling_min(_span(n), min_samples=1)
+    dev = pl.when(flat).then(0.0).otherwise(x - s_y / count)
+    return count_i, sxx, sxy, syy, newest, dev
 
 
-def rolling_slope(x: pl.Expr, n: int) -> pl.Expr:
+def _poisoned(result: pl.Expr, infinite: pl.Expr | None) -> pl.Expr:
+    """Qlib's Cython kernels add an infinite value to their running sums, which stay NaN from then on (inf -
+    inf): with ``infinite`` (True where the raw input was +-inf) the result is null from its first True on."""
+    if infinite is None:
+        return result
+    seen = infinite.fill_null(False).cast(pl.Int8).cum_max() > 0
+    return pl.when(seen).then(None).otherwise(result)
+
+
+def rolling_slope(x: pl.Expr, n: int, *, infinite: pl.Expr | None = None) -> pl.Expr:
     """``Slope(x, n)``: least-squares slope of the window's values on their positions; null with fewer than
-    two values (Qlib's 0/0)."""
+    two values (exactly 0/0, which Qlib's rounding residue turns into NaN or +-inf by chance). ``infinite``:
+    see ``_poisoned`` (without it, +-inf inputs are simply left out)."""
     _check_window(n, "Slope")
-    count, sxx, sxy, _, _, _ = _regression(x, n)
-    return pl.when(count >= 2).then(sxy / sxx)
+    _, sxx, sxy, _, _, _ = _regression(x, n)
+    # sxx is 0 with one value, null without: the slope is null there
+    return _poisoned(sxy / sxx.replace(0.0, None), infinite)
 
 
-def rolling_rsquare(x: pl.Expr, n: int) -> pl.Expr:
+def rolling_rsquare(x: pl.Expr, n: int, *, infinite: pl.Expr | None = None) -> pl.Expr:
     """``Rsquare(x, n)``: squared correlation of the window's values with their positions; null with fewer
-    than two values or a constant window, and (n > 0 only, as in Qlib) where the rolling std is <= 2e-5."""
+    than two values or a constant window (0/0; Qlib shows 0, +-inf or NaN there by rounding chance), and
+    (n > 0 only, as in Qlib) where the rolling std is <= 2e-5. ``infinite``: see ``_poisoned``."""
     _check_window(n, "Rsquare")
-    count, sxx, sxy, syy, _, _ = _regression(x, n)
-    rsq = pl.when((count >= 2) & (syy > 0)).then(sxy * sxy / (sxx * syy))
-    if n == 0:
-        return rsq
-    return pl.when(_rolling_std(x, n) <= STD_ATOL).then(None).otherwise(rsq)
+    _, sxx, sxy, syy, _, _ = _regression(x, n)
+    rsq = sxy.pow(2) / (sxx * syy.replace(0.0, None))  # syy is 0 for one value and for a constant window
+    if n:
+        rsq = pl.when(_rolling_std(x, n) <= STD_ATOL).then(None).otherwise(rsq)
+    return _poisoned(rsq, infinite)
 
 
-def rolling_resi(x: pl.Expr, n: int) -> pl.Expr:
+def rolling_resi(x: pl.Expr, n: int, *, infinite: pl.Expr | None = None) -> pl.Expr:
     """``Resi(x, n)``: today's residual of the window's regression; null when today's value is null or the
-    window has fewer than two values."""
+    window has fewer than two values. ``infinite``: see ``_poisoned``."""
     _check_window(n, "Resi")
     count, sxx, sxy, _, newest, dev = _regression(x, n)
-    return pl.when((count >= 2) & x.is_not_null()).then(dev - sxy / sxx * newest)
+    resi = (
+        pl.when((count < 2) | x.is_null())
+        .then(None)
+        # the line through two points leaves exactly 0, which the two rounded terms would miss by some ulps
+        .when(count == 2)
+        .then(0.0)
+        .otherwise(dev - sxy / sxx * newest)
+    )
+    return _poisoned(resi, infinite)
 
 
 # ---------------------------------------------------------------- WMA, EMA
@@ -232,11 +273,10 @@ def rolling_resi(x: pl.Expr, n: int) -> pl.Expr:
 def rolling_wma(x: pl.Expr, n: int) -> pl.Expr:
     """``WMA(x, n)``, Qlib's weighted mean as written: weights 1..L (L the window's length, shorter during the
     instrument's first n-1 days) normalised to sum 1, then ``np.nanmean(w * x)``, i.e. the weighted sum
-    divided by the number of non-null values, not by the weights of those values. So the result is about
-    mean / count * 2 ... : a window of n equal values v gives v / n, not v."""
+    divided by the number of non-null values, not by the weights of those values: a full window of n equal
+    values v gives v / n, not v."""
     _check_window(n, "WMA")
     x0 = x.fill_null(0.0)
-    count = _count(x, n)
     row = _index()
     # positions from the instrument's first day: exact for expanding windows and for the first n-1 days
     from_start = (x0 * (row + 1).cast(_F64)).cum_sum()
@@ -247,7 +287,7 @@ def rolling_wma(x: pl.Expr, n: int) -> pl.Expr:
         full = _weighted_sum(x0, [float(k) for k in range(1, n + 1)])
         weighted = pl.when(row >= n - 1).then(full).otherwise(from_start)
         length = pl.min_horizontal(length, pl.lit(float(n)))
-    return pl.when(count > 0).then(weighted / (length * (length + 1) / 2) / count)
+    return weighted / (length * (length + 1) / 2) / _count(x, n).replace(0.0, None)
 
 
 def rolling_ema(x: pl.Expr, n: int | float) -> pl.Expr:
@@ -256,16 +296,11 @@ def rolling_ema(x: pl.Expr, n: int | float) -> pl.Expr:
 
     n == 0 is Qlib's expanding apply: each day weights the L days so far by a**(L-1-i) with a = 1 - 2/(L+1),
     normalised over all L days (null days included), and sums the weighted non-null values. a changes with
-    L, so there is no recursion; ``cumulative_eval`` evaluates it per day, quadratic in the span."""
+    L, so there is no recursion and the cost is quadratic in the span: the numpy fallback below."""
     if isinstance(n, bool) or not isinstance(n, int | float) or n < 0:
         raise ValueError(f"EMA: window must be a non-negative number, got {n!r}")
     if n == 0:
-        el = pl.element()
-        length = pl.len().cast(_F64)
-        decay = 1.0 - 2.0 / (1.0 + length)
-        weights = decay.pow((length - 1.0) - pl.int_range(pl.len()).cast(_F64))
-        value = x.cumulative_eval((weights * el).sum() / weights.sum(), min_samples=1)
-        return pl.when(_count(x, 0) > 0).then(value)
+        return _per_instrument(x, _expanding_ema)
     if 0 < n < 1:
         ewm = x.ewm_mean(alpha=float(n), adjust=True, min_samples=1, ignore_nulls=False)
     elif n >= 1:
@@ -279,38 +314,40 @@ def rolling_ema(x: pl.Expr, n: int | float) -> pl.Expr:
 
 
 def _rolling_std(x: pl.Expr, n: int) -> pl.Expr:
-    """pandas' rolling std (ddof=1) of x over its own non-null values (the series Qlib's masks look at)."""
-    return (x - x.mean()).rolling_std(_span(n), min_samples=1)
+    """pandas' rolling std (ddof=1) of x over its own non-null values (the series Qlib's masks look at);
+    Polars' rolling variance needs no centring for the mask's 2e-5 threshold."""
+    return x.rolling_std(_span(n), min_samples=1)
 
 
 def _pair_moments(x: pl.Expr, y: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
-    """(pair count, var a, var b, cov a b, scale) of the pairwise-complete rows (both sides non-null), with
-    a, b the two sides standardised per instrument and scale = std x * std y that undoes it for Cov.
+    """(var a, var b, cov a b, std x, std y) over the pairwise-complete rows (both sides non-null), with a and
+    b the sides divided by their instrument's std x, std y over those rows (null where that std is 0): the
+    polarization below needs both sides on one scale.
 
-    cov = (var(a + b) - var(a - b)) / 4 uses Polars' accurate rolling variance; raw window sums of products
-    lose every digit on large, near-constant windows (Polars' rolling_cov gave corr errors of 700 there)."""
+    cov = (var(a + b) - var(a - b)) / 4 uses Polars' rolling variance, accurate without centring (2e-7
+    relative on 1e9 +- 1 windows); raw window sums of products lose every digit on large, near-constant
+    windows (Polars' rolling_cov gave corr errors of 700 there). The variances are null with fewer than two
+    pairs. Each part is meant to be referenced once by the callers (no sharing inside ``over``)."""
     both = x.is_not_null() & y.is_not_null()
     px, py = pl.when(both).then(x), pl.when(both).then(y)
-
-    def standard(e: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-        sd = e.std()
-        sd = pl.when(sd > 0).then(sd).otherwise(1.0)
-        return (e - e.mean()) / sd, sd
-
-    a, sa = standard(px)
-    b, sb = standard(py)
+    sx, sy = px.std().replace(0.0, None), py.std().replace(0.0, None)
+    a, b = px / sx, py / sy
     w = _span(n)
-    va, vb = a.rolling_var(w, min_samples=1), b.rolling_var(w, min_samples=1)
-    cov = ((a + b).rolling_var(w, min_samples=1) - (a - b).rolling_var(w, min_samples=1)) / 4.0
-    return _count(px, n), va, vb, cov, sa * sb
+    var_sum = (a + b).rolling_var(w, min_samples=1)
+    var_diff = (a - b).rolling_var(w, min_samples=1)
+    return a.rolling_var(w, min_samples=1), b.rolling_var(w, min_samples=1), (var_sum - var_diff) / 4.0, sx, sy
 
 
 def rolling_cov(x: pl.Expr, y: pl.Expr, n: int) -> pl.Expr:
     """``Cov(x, y, n)``: pandas' rolling covariance (ddof=1) over the rows where both sides have a value;
     null with fewer than two such rows. n == 0 is expanding."""
     _check_window(n, "Cov")
-    count, _, _, cov, scale = _pair_moments(x, y, n)
-    return _null_to_nan_free(pl.when(count >= 2).then(cov * scale))
+    va, vb, cov, sx, sy = _pair_moments(x, y, n)
+    paired = _sum((x.is_not_null() & y.is_not_null()).cast(pl.Int32), n) >= 2
+    # a side constant over the pairs (or over all the instrument's pairs: null std) has a covariance of
+    # exactly 0, where the polarization would leave a residue of the other side's variance times epsilon
+    flat = ((va * vb) == 0).fill_null(True)
+    return pl.when(~paired).then(None).when(flat).then(0.0).otherwise(cov * sx * sy)
 
 
 def rolling_corr(x: pl.Expr, y: pl.Expr, n: int) -> pl.Expr:
@@ -320,7 +357,59 @@ def rolling_corr(x: pl.Expr, y: pl.Expr, n: int) -> pl.Expr:
     _check_window(n, "Corr")
     if n == 0:
         raise ValueError("Corr: window 0 (expanding) is not supported by Qlib")
-    count, va, vb, cov, _ = _pair_moments(x, y, n)
+    va, vb, cov, _, _ = _pair_moments(x, y, n)
     masked = (_rolling_std(x, n) <= STD_ATOL) | (_rolling_std(y, n) <= STD_ATOL)
-    corr = pl.when((count >= 2) & (va > 0) & (vb > 0) & ~masked).then(cov / (va * vb).sqrt())
-    return _null_to_nan_free(corr)
+    # a zero product (constant side) becomes null; a masked row divides by null
+    denominator = (va * vb).sqrt().replace(0.0, None) * pl.when(masked).then(None).otherwise(1.0)
+    return cov / denominator
+
+
+# ---------------------------------------------------------------- numpy fallback: expanding Mad and EMA
+# Both are quadratic by definition (every day re-weights or re-centres all the days so far). Polars reaches the
+# same numbers only through a per-window evaluation (Expr.rolling / cumulative_eval) costing microseconds per
+# window on top of the O(L) work: 0.6 s (Mad) and 1.7 s (EMA) per 4000-day instrument against Qlib's 0.13 s.
+# Here each day is folded into all the later days' sums at once (one vector operation per day): about 25 ms
+# (Mad) and 30 ms (EMA) per 4000-day instrument.
+# map_batches inside ``over`` receives one instrument at a time.
+
+
+def _per_instrument(x: pl.Expr, fn: Callable[[np.ndarray], np.ndarray]) -> pl.Expr:
+    def run(s: pl.Series) -> pl.Series:
+        values = s.cast(_F64).fill_null(np.nan).to_numpy()
+        return pl.Series(s.name, fn(values), dtype=_F64, nan_to_null=True)
+
+    return x.map_batches(run, return_dtype=_F64)
+
+
+def _expanding_ema(values: np.ndarray) -> np.ndarray:
+    """Qlib's EMA(x, 0): on day t the weights a**(t-i), a = 1 - 2 / (t + 2), over days i = 0..t, normalised
+    over all of them, applied to the non-NaN ones (np.nansum); NaN before the first value. Horner's scheme per
+    day t, run for all days at once: after folding day i, num[t] = sum_{j<=i} x_j a_t**(i-j)."""
+    ok = ~np.isnan(values)
+    decay = 1.0 - 2.0 / (np.arange(values.size) + 2.0)
+    num = np.zeros(values.size)
+    den = np.zeros(values.size)
+    for i in range(values.size):
+        tail_decay = decay[i:]
+        num[i:] *= tail_decay
+        den[i:] *= tail_decay
+        den[i:] += 1.0
+        if ok[i]:
+            num[i:] += values[i]
+    out = num / den
+    out[np.cumsum(ok) == 0] = np.nan
+    return out
+
+
+def _expanding_mad(values: np.ndarray) -> np.ndarray:
+    """Qlib's Mad(x, 0): mean |v - mean v| over the non-NaN values so far; each value is added to the
+    absolute deviations of all the later days from their own means."""
+    ok = ~np.isnan(values)
+    count = np.cumsum(ok)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.cumsum(np.where(ok, values, 0.0)) / count
+    total = np.zeros(values.size)
+    for i in np.flatnonzero(ok):
+        total[i:] += np.abs(values[i] - mean[i:])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)

@@ -35,7 +35,8 @@ KERNELS = [
     "Cov($close, $volume, 5)", "Corr($close / Ref($close, 1), Log($volume / Ref($volume, 1) + 1), 6)",
     "Skew($close, 0)", "Med($close, 0)", "Rank($close, 0)", "IdxMax($close, 0)", "Slope($close, 0)",
     "WMA($close, 0)", "EMA($close, 0)", "Cov($close, $volume, 0)", "Quantile($close, 0, 0.2)", "Mad($close, 0)",
-    "Rsquare(Mean($close, 3), 4)", "Slope($close / Ref($close, 1), 10)",
+    "Rsquare(Mean($close, 3), 4)", "Slope($close / Ref($close, 1), 10)", "Mad($close, 12)", "Resi($low, 12)",
+    "Kurt($volume, 0)", "Cov($high, $low, 8)",
 ]  # fmt: skip
 CROSS_SECTION = [
     "CSRank($close)", "CSZScore($close)", "CSDemean($close)", "CSRank(Corr($close, $volume, 5))",

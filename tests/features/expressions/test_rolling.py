@@ -16,7 +16,7 @@ from features.expressions import rolling as R
 
 WINDOWS = (1, 2, 5, 20, 60, 0)
 # float64 rounding of different but exact summation orders; pandas' own running sums stay below this on the
-# generated data (moderate values), see the module docstring for the large-value cases
+# generated data (moderate values); test_rolling_precision.py covers large values
 RTOL, ATOL = 1e-9, 1e-10
 
 
@@ -52,13 +52,17 @@ def make_frame(seed: int = 0) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def run_kernel(frame: pd.DataFrame, kernel: Callable[..., pl.Expr], *args: object, pair: bool = False) -> np.ndarray:
-    """kernel(x[, y], *args).over("instrument") with NaN and +-inf as null (the kernels' input contract)."""
+def run_kernel(
+    frame: pd.DataFrame, kernel: Callable[..., pl.Expr], *args: object, pair: bool = False, **kwargs: object
+) -> np.ndarray:
+    """kernel(x[, y], *args).over("instrument") with NaN and +-inf as null (the kernels' input contract);
+    the raw x stays available as column "raw"."""
     df = pl.from_pandas(frame).with_columns(
-        pl.when(pl.col(c).is_finite()).then(pl.col(c)).cast(pl.Float64) for c in ("x", "y")
+        *(pl.when(pl.col(c).is_finite()).then(pl.col(c)).cast(pl.Float64) for c in ("x", "y")),
+        raw=pl.col("x"),
     )
     inputs = (pl.col("x"), pl.col("y")) if pair else (pl.col("x"),)
-    out = df.select(kernel(*inputs, *args).over("instrument").alias("r"))["r"]
+    out = df.select(kernel(*inputs, *args, **kwargs).over("instrument").alias("r"))["r"]
     assert out.dtype == pl.Float64
     assert not out.is_nan().any(), "NaN must be null"
     return out.fill_null(np.nan).to_numpy()
@@ -115,11 +119,14 @@ def _ema_expanding(a: np.ndarray) -> float:
 def qlib_regression(values: np.ndarray, n: int, what: str) -> np.ndarray:
     """Qlib's Cython rolling (n > 0: a window pre-filled with n NaN, the newest value at position n) or
     expanding (n == 0: positions 1..size) slope / rsquare / resi with their running sums, in Python."""
+    with np.errstate(invalid="ignore", divide="ignore"):  # +-inf inputs make the sums NaN, as in Qlib
+        return _qlib_regression(values.astype(np.float64), n, what)
+
+
+def _qlib_regression(values: np.ndarray, n: int, what: str) -> np.ndarray:
     out = np.empty(values.size)
     bar: deque[float] = deque([np.nan] * n)
-    na = n  # NaN cells in the window (rolling) or so far (expanding, starts at 0)
-    if n == 0:
-        na = 0
+    na = n  # NaN cells in the window (rolling, pre-filled) or so far (expanding)
     i_sum = x_sum = x2_sum = y_sum = y2_sum = xy_sum = 0.0
     for t, val in enumerate(values):
         pos = n if n else t + 1
@@ -151,17 +158,16 @@ def qlib_regression(values: np.ndarray, n: int, what: str) -> np.ndarray:
             # +-inf here by chance; the kernels (like features.ops) give NaN
             out[t] = np.nan
             continue
-        with np.errstate(divide="ignore", invalid="ignore"):
-            num = np.float64(count * xy_sum - x_sum * y_sum)
-            den_x = np.float64(count * x2_sum - x_sum * x_sum)
-            slope = num / den_x
-            if what == "slope":
-                out[t] = slope
-            elif what == "resi":
-                out[t] = val - (slope * pos + (y_sum / count - slope * x_sum / count))
-            else:
-                r = num / np.sqrt(den_x * np.float64(count * y2_sum - y_sum * y_sum))
-                out[t] = r * r
+        num = np.float64(count * xy_sum - x_sum * y_sum)
+        den_x = np.float64(count * x2_sum - x_sum * x_sum)
+        slope = num / den_x
+        if what == "slope":
+            out[t] = slope
+        elif what == "resi":
+            out[t] = val - (slope * pos + (y_sum / count - slope * x_sum / count))
+        else:
+            r = num / np.sqrt(den_x * np.float64(count * y2_sum - y_sum * y_sum))
+            out[t] = r * r
     return out
 
 
