@@ -1,7 +1,7 @@
 """Precision of the Polars rolling kernels where running sums fail: large levels (volumes of 1e8..1e9, prices
 with 1e-4 moves), constant runs right after large values, level jumps, long series. References: the exact
-kernels of ``features.ops`` (which match Qlib on 99.996 % of real cells) and two-pass numpy per window, within
-the parity tolerance (1e-4 relative / 1e-6 absolute) and with the same null pattern."""
+two-pass numpy per window (exact least squares, correlation and the std of Qlib's flat-window mask), within the
+parity tolerance (1e-4 relative / 1e-6 absolute) and with the same null pattern."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from features import ops
-from features.calendar_grid import PAD, Grid
 from features.expressions import rolling as R
+from tests.features.expressions.test_rolling import _exact_regression
 
 WINDOWS = (5, 20, 60)
 
@@ -36,21 +35,6 @@ def make_data():
     rng = np.random.default_rng(5)
     xs = [_stress(rng, 1e9, 1.0), _stress(rng, 1e8, 1e4), _stress(rng, 10.0, 1e-4), _stress(rng, 1e4, 1e-2)]
     ys = [x * 0.5 + rng.normal(size=x.size) * np.nanstd(x) * 0.1 for x in xs]
-    # features.ops' flat layout: PAD NaN cells before, between and after the instruments
-    cells = [np.full(PAD, np.nan)]
-    age, seg, out = [np.full(PAD, -1)], [np.full(PAD, -1)], []
-    offset = PAD
-    for k, x in enumerate(xs):
-        cells += [x, np.full(PAD, np.nan)]
-        age += [np.arange(x.size), np.full(PAD, -1)]
-        seg += [np.full(x.size, k), np.full(PAD, -1)]
-        out.append(np.arange(offset, offset + x.size))
-        offset += x.size + PAD
-    grid = Grid({}, np.concatenate(age).astype(np.int32), np.concatenate(seg).astype(np.int32), len(xs),
-                np.concatenate(out), 0)  # fmt: skip
-    flat_x = np.concatenate(cells)
-    flat_y = np.full_like(flat_x, np.nan)
-    flat_y[grid.out_pos] = np.concatenate(ys)
     frame = pl.DataFrame(
         {
             "instrument": np.repeat(np.arange(len(xs)), [x.size for x in xs]),
@@ -58,7 +42,7 @@ def make_data():
             "y": np.concatenate(ys),
         }  # fmt: skip
     ).with_columns(pl.col("x", "y").fill_nan(None))
-    return xs, ys, grid, flat_x, flat_y, frame
+    return xs, ys, frame
 
 
 def _run(frame: pl.DataFrame, expr: pl.Expr) -> np.ndarray:
@@ -77,18 +61,41 @@ def _per_window(xs: list[np.ndarray], w: int, fn) -> np.ndarray:
     return np.concatenate([pd.Series(x).rolling(w, min_periods=1).apply(fn, raw=True).to_numpy() for x in xs])
 
 
+def _two_pass_std(a: np.ndarray) -> float:
+    v = a[~np.isnan(a)]
+    return v.std(ddof=1) if v.size >= 2 else np.nan
+
+
+def _two_pass_corr(a: np.ndarray, b: np.ndarray) -> float:
+    both = ~np.isnan(a) & ~np.isnan(b)
+    if both.sum() < 2:
+        return np.nan
+    da, db = a[both] - a[both].mean(), b[both] - b[both].mean()
+    sxx, syy = (da * da).sum(), (db * db).sum()
+    return (da * db).sum() / np.sqrt(sxx * syy) if sxx > 0 and syy > 0 else np.nan
+
+
+def _flat(xs: list[np.ndarray], w: int) -> np.ndarray:
+    """Qlib's mask for Rsquare / Corr: np.isclose(rolling std, 0, atol=2e-5), the std taken exactly."""
+    return np.isclose(_per_window(xs, w, _two_pass_std), 0, atol=2e-05)
+
+
 @pytest.mark.parametrize("w", WINDOWS)
-def test_regression_and_corr_match_features_ops(data, w: int) -> None:
-    _, _, grid, flat_x, flat_y, frame = data
-    pos = grid.out_pos
+def test_regression_and_corr_match_two_pass(data, w: int) -> None:
+    xs, ys, frame = data
     x, y = pl.col("x"), pl.col("y")
-    slope, rsq, resi, _, std = (a[pos] for a in ops.rolling_regression(flat_x, grid, (w,))[w])
-    _assert_parity(_run(frame, R.rolling_slope(x, w)), slope)
-    _assert_parity(_run(frame, R.rolling_rsquare(x, w)), np.where(ops.std_is_zero(std), np.nan, rsq))
-    _assert_parity(_run(frame, R.rolling_resi(x, w)), resi)
-    corr, sx, sy = ops.rolling_corr(flat_x, flat_y, grid, (w,))
-    flat = ops.std_is_zero(sx[w][pos]) | ops.std_is_zero(sy[w][pos])
-    _assert_parity(_run(frame, R.rolling_corr(x, y, w)), np.where(flat, np.nan, corr[w][pos]))
+    for what, kernel in (("slope", R.rolling_slope), ("rsquare", R.rolling_rsquare), ("resi", R.rolling_resi)):
+        want = _per_window(xs, w, lambda a, what=what: _exact_regression(a, what))
+        if what == "rsquare":
+            want[_flat(xs, w)] = np.nan
+        _assert_parity(_run(frame, kernel(x, w)), want)
+    corr = []
+    for a, b in zip(xs, ys, strict=True):
+        corr.append(np.array([_two_pass_corr(a[max(0, t - w + 1) : t + 1], b[max(0, t - w + 1) : t + 1])
+                              for t in range(a.size)]))  # fmt: skip
+    want = np.concatenate(corr)
+    want[_flat(xs, w) | _flat(ys, w)] = np.nan
+    _assert_parity(_run(frame, R.rolling_corr(x, y, w)), want)
 
 
 def _mad(a: np.ndarray) -> float:
@@ -103,7 +110,7 @@ def _wma(a: np.ndarray) -> float:
 
 @pytest.mark.parametrize("w", WINDOWS)
 def test_mad_wma_cov_match_two_pass(data, w: int) -> None:
-    xs, ys, _, _, _, frame = data
+    xs, ys, frame = data
     x, y = pl.col("x"), pl.col("y")
     _assert_parity(_run(frame, R.rolling_mad(x, w)), _per_window(xs, w, _mad))
     _assert_parity(_run(frame, R.rolling_wma(x, w)), _per_window(xs, w, _wma))
@@ -121,7 +128,7 @@ def test_mad_wma_cov_match_two_pass(data, w: int) -> None:
 
 @pytest.mark.parametrize("w", WINDOWS)
 def test_skew_kurt_ema_match_pandas_on_large_values(data, w: int) -> None:
-    xs, _, _, _, _, frame = data
+    xs, _, frame = data
     x = pl.col("x")
     for kernel, ref in (
         (R.rolling_skew, lambda s: s.rolling(w, min_periods=1).skew()),
@@ -142,7 +149,7 @@ def _ema_expanding(a: np.ndarray) -> float:
 def test_expanding_mad_and_ema_on_long_series(data) -> None:
     """The numpy fallback of the expanding Mad and EMA (Horner-like folds over 2000 days) against Qlib's
     expanding apply."""
-    xs, _, _, _, _, frame = data
+    xs, _, frame = data
     x = pl.col("x")
     for kernel, fn in ((R.rolling_mad, _mad), (R.rolling_ema, _ema_expanding)):
         want = np.concatenate([pd.Series(a).expanding(min_periods=1).apply(fn, raw=True).to_numpy() for a in xs])
