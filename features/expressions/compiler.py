@@ -15,13 +15,12 @@ becomes one column, computed once, in stages of ``with_columns`` ordered by depe
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
 from collections.abc import Sequence
 
 import polars as pl
 
-from features.expressions import numpy_fallback
+from features.expressions import numpy_fallback, rolling
 from features.expressions.layout import Layout
 from features.expressions.nodes import Call, Field, Literal, Node, int_arg, walk
 from features.expressions.operators import OPERATORS, dtype
@@ -46,23 +45,6 @@ KERNEL_OPS = frozenset(_KERNELS)
 # on a column with any null, which the padding guarantees, and most instruments' series have none (2x faster).
 FLAT_KERNELS = frozenset({"Skew", "Kurt", "Rank", "Mad", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
 _CENTRED = frozenset({"Skew", "Kurt", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
-
-
-def kernels_available() -> bool:
-    """Whether ``features.expressions.rolling`` (the hard operators) is present."""
-    try:
-        importlib.import_module("features.expressions.rolling")
-    except ModuleNotFoundError:
-        return False
-    return True
-
-
-def _kernel(op: str):
-    try:
-        module = importlib.import_module("features.expressions.rolling")
-    except ModuleNotFoundError:
-        raise NotImplementedError(f"{op} needs features.expressions.rolling, which is not installed") from None
-    return getattr(module, _KERNELS[op])
 
 
 def lower(node: Node) -> Node:
@@ -304,7 +286,7 @@ class Plan:
     def _window(self, node: Call, args: list[pl.Expr]) -> pl.Expr:
         op = node.op
         if op in KERNEL_OPS:
-            fn = _kernel(op)
+            fn = getattr(rolling, _KERNELS[op])
             if op == "Quantile":
                 out = fn(args[0], int_arg(node, 1), float(node.args[2].value))
             elif op in ("Corr", "Cov"):
