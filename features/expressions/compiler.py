@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from features.expressions import numpy_fallback, rolling
+from features.expressions import families, numpy_fallback, rolling
 from features.expressions.layout import Layout
 from features.expressions.nodes import Call, Field, Literal, Node, int_arg, walk
 from features.expressions.operators import OPERATORS, dtype
@@ -44,6 +44,8 @@ KERNEL_OPS = frozenset(_KERNELS)
 # Med and Quantile are window-only too but run per instrument: Polars' rolling quantile takes a slower path
 # on a column with any null, which the padding guarantees, and most instruments' series have none (2x faster).
 FLAT_KERNELS = frozenset({"Skew", "Kurt", "Rank", "Mad", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
+# Flat with window n > 0 through ``features.expressions.families`` (which shares work across windows).
+FAMILIES = frozenset({"Rank", "IdxMax", "IdxMin"})
 _CENTRED = frozenset({"Skew", "Kurt", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
 
 
@@ -81,7 +83,7 @@ def is_grouped(node: Node) -> bool:
     if not isinstance(node, Call) or node.op.startswith("_"):
         return False
     spec = OPERATORS[node.op]
-    if spec.kind == "cs" or (node.op in KERNEL_OPS and node.op not in FLAT_KERNELS):
+    if spec.kind == "cs" or (node.op in KERNEL_OPS and node.op not in FLAT_KERNELS | FAMILIES):
         return True
     if spec.kind in ("rolling", "quantile", "shift", "pair_rolling"):
         return int_arg(node, 2 if spec.kind == "pair_rolling" else 1) == 0  # expanding, or the first value
@@ -141,7 +143,7 @@ class Plan:
 
     def __init__(self, roots: Sequence[Node], layout: Layout) -> None:
         self.layout = layout
-        self.roots = [lower(r) for r in roots]
+        self.roots = families.rewrite([lower(r) for r in roots], FAMILIES)
         uses: Counter[Node] = Counter()
         order: list[Node] = []
         seen: set[Node] = set()
@@ -206,6 +208,8 @@ class Plan:
             return self._clean(args[0], node.args[0])
         if op == "_centre":  # per-instrument centring (null rows stay null)
             return args[0] - args[0].mean().over("_seg")
+        if op in families.OPS:
+            return families.build(node, args)
         spec = OPERATORS[op]
         if spec.kind in ("elem", "pair"):
             return self._arith(op, args, node.args)
