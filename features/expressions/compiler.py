@@ -15,13 +15,12 @@ becomes one column, computed once, in stages of ``with_columns`` ordered by depe
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
 from collections.abc import Sequence
 
 import polars as pl
 
-from features.expressions import numpy_fallback
+from features.expressions import families, numpy_fallback, rolling
 from features.expressions.layout import Layout
 from features.expressions.nodes import Call, Field, Literal, Node, int_arg, walk
 from features.expressions.operators import OPERATORS, dtype
@@ -45,24 +44,9 @@ KERNEL_OPS = frozenset(_KERNELS)
 # Med and Quantile are window-only too but run per instrument: Polars' rolling quantile takes a slower path
 # on a column with any null, which the padding guarantees, and most instruments' series have none (2x faster).
 FLAT_KERNELS = frozenset({"Skew", "Kurt", "Rank", "Mad", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
+# Flat with window n > 0 through ``features.expressions.families`` (which shares work across windows).
+FAMILIES = frozenset({"Rank", "IdxMax", "IdxMin"})
 _CENTRED = frozenset({"Skew", "Kurt", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
-
-
-def kernels_available() -> bool:
-    """Whether ``features.expressions.rolling`` (the hard operators) is present."""
-    try:
-        importlib.import_module("features.expressions.rolling")
-    except ModuleNotFoundError:
-        return False
-    return True
-
-
-def _kernel(op: str):
-    try:
-        module = importlib.import_module("features.expressions.rolling")
-    except ModuleNotFoundError:
-        raise NotImplementedError(f"{op} needs features.expressions.rolling, which is not installed") from None
-    return getattr(module, _KERNELS[op])
 
 
 def lower(node: Node) -> Node:
@@ -99,7 +83,7 @@ def is_grouped(node: Node) -> bool:
     if not isinstance(node, Call) or node.op.startswith("_"):
         return False
     spec = OPERATORS[node.op]
-    if spec.kind == "cs" or (node.op in KERNEL_OPS and node.op not in FLAT_KERNELS):
+    if spec.kind == "cs" or (node.op in KERNEL_OPS and node.op not in FLAT_KERNELS | FAMILIES):
         return True
     if spec.kind in ("rolling", "quantile", "shift", "pair_rolling"):
         return int_arg(node, 2 if spec.kind == "pair_rolling" else 1) == 0  # expanding, or the first value
@@ -159,7 +143,7 @@ class Plan:
 
     def __init__(self, roots: Sequence[Node], layout: Layout) -> None:
         self.layout = layout
-        self.roots = [lower(r) for r in roots]
+        self.roots = families.rewrite([lower(r) for r in roots], FAMILIES)
         uses: Counter[Node] = Counter()
         order: list[Node] = []
         seen: set[Node] = set()
@@ -224,6 +208,8 @@ class Plan:
             return self._clean(args[0], node.args[0])
         if op == "_centre":  # per-instrument centring (null rows stay null)
             return args[0] - args[0].mean().over("_seg")
+        if op in families.OPS:
+            return families.build(node, args)
         spec = OPERATORS[op]
         if spec.kind in ("elem", "pair"):
             return self._arith(op, args, node.args)
@@ -304,7 +290,7 @@ class Plan:
     def _window(self, node: Call, args: list[pl.Expr]) -> pl.Expr:
         op = node.op
         if op in KERNEL_OPS:
-            fn = _kernel(op)
+            fn = getattr(rolling, _KERNELS[op])
             if op == "Quantile":
                 out = fn(args[0], int_arg(node, 1), float(node.args[2].value))
             elif op in ("Corr", "Cov"):

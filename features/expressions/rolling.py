@@ -4,10 +4,10 @@ Each function takes Float64 expressions and a window ``n`` and returns an expres
 ONE instrument's calendar span ordered by date: the caller wraps it in ``.over("instrument")``, so only
 expressions that are valid in a window context are used (``rolling_*``, ``shift``, ``cum_*``, ``rank``,
 ``int_range(pl.len())``, ``when/then``, whole-group aggregates such as ``mean``, and for Mad the rolling
-group-by ``Expr.rolling``). The one numpy fallback (``map_batches``, called once per instrument inside
-``over``) is for the expanding (n == 0) Mad and EMA: quadratic by definition, Polars' per-window evaluation
-took 0.6 s (Mad) and 1.7 s (EMA) per 4000-day instrument, 14x slower than Qlib's own pandas apply; blocked
-numpy takes about 30 ms.
+group-by ``Expr.rolling``). The expanding (n == 0) Mad and EMA come from ``numpy_fallback`` (the engine's one
+numpy module; ``map_batches`` called once per instrument inside ``over``): quadratic by definition, Polars'
+per-window evaluation took 0.6 s (Mad) and 1.7 s (EMA) per 4000-day instrument, 14x slower than Qlib's own
+pandas apply; blocked numpy takes about 30 ms.
 
 Polars evaluates every occurrence of a sub-expression inside ``over`` again (no common-subexpression sharing
 there; ``fill_nan`` too evaluates its input twice), so each costly part is referenced once: guards are
@@ -28,10 +28,9 @@ window directly, so nothing drifts over the years); covariances come from varian
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import numpy as np
 import polars as pl
+
+from features.expressions import numpy_fallback
 
 # Qlib masks Rsquare and Corr where np.isclose(rolling std, 0, atol=2e-5), i.e. std <= 2e-5.
 STD_ATOL = 2e-5
@@ -133,7 +132,7 @@ def rolling_mad(x: pl.Expr, n: int) -> pl.Expr:
     expanding windows are quadratic in the span, as Qlib's own expanding apply."""
     _check_window(n, "Mad")
     if n == 0:
-        return _per_instrument(x, _expanding_mad)
+        return numpy_fallback.expanding_mad(x)
     if n > _MAD_SHIFTS:
         return _window_eval((x - x.mean()).abs().mean(), n)
     mean = x.rolling_mean(n, min_samples=1)  # referenced n times below, so one cheap rolling op
@@ -296,11 +295,11 @@ def rolling_ema(x: pl.Expr, n: int | float) -> pl.Expr:
 
     n == 0 is Qlib's expanding apply: each day weights the L days so far by a**(L-1-i) with a = 1 - 2/(L+1),
     normalised over all L days (null days included), and sums the weighted non-null values. a changes with
-    L, so there is no recursion and the cost is quadratic in the span: the numpy fallback below."""
+    L, so there is no recursion and the cost is quadratic in the span: ``numpy_fallback.expanding_ema``."""
     if isinstance(n, bool) or not isinstance(n, int | float) or n < 0:
         raise ValueError(f"EMA: window must be a non-negative number, got {n!r}")
     if n == 0:
-        return _per_instrument(x, _expanding_ema)
+        return numpy_fallback.expanding_ema(x)
     if 0 < n < 1:
         ewm = x.ewm_mean(alpha=float(n), adjust=True, min_samples=1, ignore_nulls=False)
     elif n >= 1:
@@ -362,54 +361,3 @@ def rolling_corr(x: pl.Expr, y: pl.Expr, n: int) -> pl.Expr:
     # a zero product (constant side) becomes null; a masked row divides by null
     denominator = (va * vb).sqrt().replace(0.0, None) * pl.when(masked).then(None).otherwise(1.0)
     return cov / denominator
-
-
-# ---------------------------------------------------------------- numpy fallback: expanding Mad and EMA
-# Both are quadratic by definition (every day re-weights or re-centres all the days so far). Polars reaches the
-# same numbers only through a per-window evaluation (Expr.rolling / cumulative_eval) costing microseconds per
-# window on top of the O(L) work: 0.6 s (Mad) and 1.7 s (EMA) per 4000-day instrument against Qlib's 0.13 s.
-# Here each day is folded into all the later days' sums at once (one vector operation per day): about 25 ms
-# (Mad) and 30 ms (EMA) per 4000-day instrument.
-# map_batches inside ``over`` receives one instrument at a time.
-
-
-def _per_instrument(x: pl.Expr, fn: Callable[[np.ndarray], np.ndarray]) -> pl.Expr:
-    def run(s: pl.Series) -> pl.Series:
-        values = s.cast(_F64).fill_null(np.nan).to_numpy()
-        return pl.Series(s.name, fn(values), dtype=_F64, nan_to_null=True)
-
-    return x.map_batches(run, return_dtype=_F64)
-
-
-def _expanding_ema(values: np.ndarray) -> np.ndarray:
-    """Qlib's EMA(x, 0): on day t the weights a**(t-i), a = 1 - 2 / (t + 2), over days i = 0..t, normalised
-    over all of them, applied to the non-NaN ones (np.nansum); NaN before the first value. Horner's scheme per
-    day t, run for all days at once: after folding day i, num[t] = sum_{j<=i} x_j a_t**(i-j)."""
-    ok = ~np.isnan(values)
-    decay = 1.0 - 2.0 / (np.arange(values.size) + 2.0)
-    num = np.zeros(values.size)
-    den = np.zeros(values.size)
-    for i in range(values.size):
-        tail_decay = decay[i:]
-        num[i:] *= tail_decay
-        den[i:] *= tail_decay
-        den[i:] += 1.0
-        if ok[i]:
-            num[i:] += values[i]
-    out = num / den
-    out[np.cumsum(ok) == 0] = np.nan
-    return out
-
-
-def _expanding_mad(values: np.ndarray) -> np.ndarray:
-    """Qlib's Mad(x, 0): mean |v - mean v| over the non-NaN values so far; each value is added to the
-    absolute deviations of all the later days from their own means."""
-    ok = ~np.isnan(values)
-    count = np.cumsum(ok)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.cumsum(np.where(ok, values, 0.0)) / count
-    total = np.zeros(values.size)
-    for i in np.flatnonzero(ok):
-        total[i:] += np.abs(values[i] - mean[i:])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan)

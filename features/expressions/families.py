@@ -1,0 +1,132 @@
+"""Window families: one operator on one input over several windows (Alpha158's Rank, IdxMax, IdxMin over 5, 10,
+20, 30, 60 days), rewritten into engine-internal nodes that build each longer window from the shorter ones.
+
+Polars' own ``rolling_rank`` costs 5-25x a comparison sweep, and the per-instrument IdxMax kernel sorts each
+instrument to rank it; neither shares work between the windows of a family. Here (flat padded layout only,
+window ``n > 0``; expanding windows keep their per-instrument kernels):
+
+- ``Rank(x, n)``: pandas' average rank of the last value is ``less + (equal + 1) / 2`` over the window's
+  values, i.e. ``(count + 1 + S) / 2`` with ``S`` the sum over the window's other values of
+  ``sign(x_t - x_{t-k})`` (a null counts 0). ``_signsum(x, n, prev)`` is that sum, its shorter window ``prev``
+  plus the terms of the lags in between, so a family sweeps the lags of its longest window once. Every term is
+  a small integer, so the result is exactly ``rolling_rank / count``.
+- ``IdxMax(x, n)`` / ``IdxMin``: the offset back from today of the window's best element, ties to the older
+  one, merged as the window of ``n = a + b`` from the newest ``a`` days and the ``b`` days before them by
+  comparing their rolling maxima (``_best``; windows 1, 2, 3, 4, 5, 10, 20, 30, 60 for Alpha158). The key is
+  the value (negated for IdxMin), +inf for a missing value (``np.argmax`` on a raw window returns its first
+  NaN) and -inf on padding rows, so nothing but comparisons is needed; the position counts from the window's
+  oldest day inside the instrument.
+
+The Plan shares every internal node used twice as a column of its own, so each step is computed once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import polars as pl
+
+from features.expressions.nodes import Call, Literal, Node, int_arg
+
+_PAD = pl.col("_seg") < 0
+_F64 = pl.Float64
+INF = float("inf")
+OPS = frozenset({"_signsum", "_rank", "_key", "_best", "_idx"})
+
+
+def _lit(n: int) -> Literal:
+    return Literal(float(n), True)
+
+
+def _splits(windows: Sequence[int]) -> list[tuple[int, int, int]]:
+    """Steps (w, a, b), w = a + b, building every window from 1 and windows built before it (each step takes
+    the largest window already there as its newest part)."""
+    have, steps = {1}, []
+
+    def need(w: int) -> None:
+        if w in have:
+            return
+        a = max(k for k in have if k < w)
+        need(w - a)
+        steps.append((w, a, w - a))
+        have.add(w)
+
+    for w in sorted(set(windows)):
+        need(w)
+    return steps
+
+
+def rewrite(roots: list[Node], flat: frozenset[str]) -> list[Node]:
+    """The roots with every flat ``Rank``/``IdxMax``/``IdxMin`` (window > 0) replaced by internal nodes that
+    share the steps of their family (same operator, same input)."""
+    windows: dict[tuple[str, Node], set[int]] = defaultdict(set)
+
+    def collect(n: Node) -> None:
+        if isinstance(n, Call):
+            for a in n.args:
+                collect(a)
+            if n.op in ("Rank", "IdxMax", "IdxMin") and n.op in flat and int_arg(n, 1) > 0:
+                windows[(n.op, n.args[0])].add(int_arg(n, 1))
+
+    for r in roots:
+        collect(r)
+    repl: dict[tuple[str, Node, int], Node] = {}
+    for (op, x), ws in windows.items():
+        if op == "Rank":
+            prev: Node = _lit(0)
+            for w in sorted(ws):
+                prev = Call("_signsum", (x, _lit(w), prev))
+                repl[(op, x, w)] = Call("_rank", (x, _lit(w), prev))
+            continue
+        key = Call("_key", (x, _lit(1 if op == "IdxMax" else -1)))
+        best: dict[int, Node] = {1: Call("_best", (key, _lit(1)))}
+        for w, a, b in _splits(ws):
+            best[w] = Call("_best", (key, _lit(w), best[a], best[b]))
+        for w in ws:
+            repl[(op, x, w)] = Call("_idx", (x, _lit(w), best[w]))
+
+    def apply(n: Node) -> Node:
+        if not isinstance(n, Call):
+            return n
+        args = tuple(apply(a) for a in n.args)
+        if n.op in ("Rank", "IdxMax", "IdxMin") and (n.op, args[0], int_arg(n, 1)) in repl:
+            return repl[(n.op, args[0], int_arg(n, 1))]
+        return Call(n.op, args, n.pos)
+
+    return [apply(r) for r in roots] if windows else roots
+
+
+def _count(x: pl.Expr, n: int) -> pl.Expr:
+    return x.is_not_null().cast(_F64).rolling_sum(n, min_samples=1)
+
+
+def build(node: Call, args: list[pl.Expr]) -> pl.Expr:
+    """The expression of an internal node, given its arguments' expressions."""
+    op = node.op
+    if op == "_signsum":
+        x, lo, hi = args[0], int_arg(node.args[2], 1) if isinstance(node.args[2], Call) else 1, int_arg(node, 1)
+        terms = [(x - x.shift(k)).sign().fill_null(0.0) for k in range(max(lo, 1), hi)]
+        acc = args[2] if isinstance(node.args[2], Call) else pl.lit(0.0)
+        # a left fold of plain additions: sum_horizontal's null handling costs twice as much
+        return pl.fold(acc, lambda a, b: a + b, terms) if terms else acc
+    if op == "_rank":
+        x, n = args[0], int_arg(node, 1)
+        count = _count(x, n)
+        return pl.when(x.is_not_null()).then((count + 1.0 + args[2]) * 0.5 / count).fill_null(float("nan"))
+    if op == "_key":
+        x = args[0] if int_arg(node, 1) > 0 else -args[0]
+        return pl.when(_PAD).then(-INF).otherwise(x.fill_null(INF))
+    if op == "_best":  # offset back from today of the window's best element
+        if len(node.args) == 2:
+            return pl.repeat(0, pl.len(), dtype=pl.Int32)
+        key, a, b = args[0], int_arg(node.args[2], 1), int_arg(node.args[3], 1)
+        # the newest a days beat the b days before them only when strictly better: ties keep the older
+        take_new = key.rolling_max(a, min_samples=1) > key.rolling_max(b, min_samples=1).shift(a)
+        return pl.when(take_new).then(args[2]).otherwise(args[3].shift(a) + a)
+    if op == "_idx":
+        x, n = args[0], int_arg(node, 1)
+        inside = (~_PAD).cast(pl.Int32).rolling_sum(n, min_samples=1)  # the window's days within the instrument
+        pos = (inside - args[2]).cast(_F64)
+        return pl.when(_count(x, n) > 0).then(pos).fill_null(float("nan"))
+    raise AssertionError(op)
