@@ -27,12 +27,15 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from features.expressions import rolling
 from features.expressions.nodes import Call, Literal, Node, int_arg
 
 _PAD = pl.col("_seg") < 0
 _F64 = pl.Float64
 INF = float("inf")
-OPS = frozenset({"_signsum", "_rank", "_key", "_best", "_idx"})
+OPS = frozenset({"_signsum", "_rank", "_key", "_best", "_idx", "_rsum", "_rmom", "_slope", "_rsq", "_resi"})
+REGRESSION = ("Slope", "Rsquare", "Resi")
+_COUNT, _SXX, _SXY, _SYY, _NEWEST, _DEV = range(6)
 
 
 def _lit(n: int) -> Literal:
@@ -66,13 +69,17 @@ def rewrite(roots: list[Node], flat: frozenset[str]) -> list[Node]:
         if isinstance(n, Call):
             for a in n.args:
                 collect(a)
-            if n.op in ("Rank", "IdxMax", "IdxMin") and n.op in flat and int_arg(n, 1) > 0:
+            if n.op in ("Rank", "IdxMax", "IdxMin", *REGRESSION) and n.op in flat and int_arg(n, 1) > 0:
                 windows[(n.op, n.args[0])].add(int_arg(n, 1))
 
     for r in roots:
         collect(r)
     repl: dict[tuple[str, Node, int], Node] = {}
     for (op, x), ws in windows.items():
+        if op in REGRESSION:
+            for w in ws:
+                repl[(op, x, w)] = _regression(op, x, w)
+            continue
         if op == "Rank":
             prev: Node = _lit(0)
             for w in sorted(ws):
@@ -90,11 +97,27 @@ def rewrite(roots: list[Node], flat: frozenset[str]) -> list[Node]:
         if not isinstance(n, Call):
             return n
         args = tuple(apply(a) for a in n.args)
-        if n.op in ("Rank", "IdxMax", "IdxMin") and (n.op, args[0], int_arg(n, 1)) in repl:
+        if n.op in ("Rank", "IdxMax", "IdxMin", *REGRESSION) and (n.op, args[0], int_arg(n, 1)) in repl:
             return repl[(n.op, args[0], int_arg(n, 1))]
         return Call(n.op, args, n.pos)
 
     return [apply(r) for r in roots] if windows else roots
+
+
+def _regression(op: str, x: Node, n: int) -> Node:
+    """Slope/Rsquare/Resi of x over n from shared nodes: the window sums, then the moments built on them (the
+    same nodes for every operator of the three on that window, so each is one column)."""
+    w = _lit(n)
+    sums = tuple(Call("_rsum", (x, w, _lit(i))) for i in range(4))
+
+    def moment(i: int) -> Node:
+        return sums[0] if i == _COUNT else Call("_rmom", (x, w, _lit(i), *sums))
+
+    if op == "Slope":
+        return Call("_slope", (moment(_SXX), moment(_SXY)))
+    if op == "Rsquare":
+        return Call("_rsq", (x, w, moment(_SXX), moment(_SXY), moment(_SYY)))
+    return Call("_resi", (x, moment(_COUNT), moment(_SXX), moment(_SXY), moment(_NEWEST), moment(_DEV)))
 
 
 def _count(x: pl.Expr, n: int) -> pl.Expr:
@@ -129,4 +152,15 @@ def build(node: Call, args: list[pl.Expr]) -> pl.Expr:
         inside = (~_PAD).cast(pl.Int32).rolling_sum(n, min_samples=1)  # the window's days within the instrument
         pos = (inside - args[2]).cast(_F64)
         return pl.when(_count(x, n) > 0).then(pos).fill_null(float("nan"))
+    if op == "_rsum":
+        return rolling.regression_sums(args[0], int_arg(node, 1))[int_arg(node, 2)]
+    if op == "_rmom":
+        sums = (args[3], args[4], args[5], args[6])
+        return rolling.regression_moments(args[0], int_arg(node, 1), sums)[int_arg(node, 2)]
+    if op == "_slope":
+        return rolling.slope_from(args[0], args[1]).fill_null(float("nan"))
+    if op == "_rsq":
+        return rolling.rsquare_from(args[0], int_arg(node, 1), *args[2:]).fill_null(float("nan"))
+    if op == "_resi":
+        return rolling.resi_from(*args).fill_null(float("nan"))
     raise AssertionError(op)
