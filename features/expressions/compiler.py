@@ -45,7 +45,7 @@ KERNEL_OPS = frozenset(_KERNELS)
 # on a column with any null, which the padding guarantees, and most instruments' series have none (2x faster).
 FLAT_KERNELS = frozenset({"Skew", "Kurt", "Rank", "Mad", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
 # Flat with window n > 0 through ``features.expressions.families`` (which shares work across windows).
-FAMILIES = frozenset({"Rank", "IdxMax", "IdxMin", "Slope", "Rsquare", "Resi"})
+FAMILIES = frozenset({"Rank", "IdxMax", "IdxMin", "Slope", "Rsquare", "Resi", "Corr"})
 _CENTRED = frozenset({"Skew", "Kurt", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
 
 

@@ -33,7 +33,9 @@ from features.expressions.nodes import Call, Literal, Node, int_arg
 _PAD = pl.col("_seg") < 0
 _F64 = pl.Float64
 INF = float("inf")
-OPS = frozenset({"_signsum", "_rank", "_key", "_best", "_idx", "_rsum", "_rmom", "_slope", "_rsq", "_resi"})
+OPS = frozenset(
+    {"_signsum", "_rank", "_key", "_best", "_idx", "_rsum", "_rmom", "_slope", "_rsq", "_resi", "_pair", "_corr"}
+)
 REGRESSION = ("Slope", "Rsquare", "Resi")
 _COUNT, _SXX, _SXY, _SYY, _NEWEST, _DEV = range(6)
 
@@ -63,7 +65,7 @@ def _splits(windows: Sequence[int]) -> list[tuple[int, int, int]]:
 def rewrite(roots: list[Node], flat: frozenset[str]) -> list[Node]:
     """The roots with every flat ``Rank``/``IdxMax``/``IdxMin`` (window > 0) replaced by internal nodes that
     share the steps of their family (same operator, same input)."""
-    windows: dict[tuple[str, Node], set[int]] = defaultdict(set)
+    windows: dict[tuple[str, Node | tuple[Node, Node]], set[int]] = defaultdict(set)
 
     def collect(n: Node) -> None:
         if isinstance(n, Call):
@@ -71,11 +73,19 @@ def rewrite(roots: list[Node], flat: frozenset[str]) -> list[Node]:
                 collect(a)
             if n.op in ("Rank", "IdxMax", "IdxMin", *REGRESSION) and n.op in flat and int_arg(n, 1) > 0:
                 windows[(n.op, n.args[0])].add(int_arg(n, 1))
+            if n.op == "Corr" and n.op in flat and int_arg(n, 2) > 0:
+                windows[(n.op, n.args[:2])].add(int_arg(n, 2))
 
     for r in roots:
         collect(r)
-    repl: dict[tuple[str, Node, int], Node] = {}
+    repl: dict[tuple[str, Node | tuple[Node, Node], int], Node] = {}
     for (op, x), ws in windows.items():
+        if op == "Corr":
+            a, b = (Call("_pair", (*x, _lit(i))) for i in (0, 1))
+            sides = (a, b, Call("_pair", (*x, _lit(2), a, b)), Call("_pair", (*x, _lit(3), a, b)))
+            for w in ws:
+                repl[(op, x, w)] = Call("_corr", (*x, _lit(w), *sides))
+            continue
         if op in REGRESSION:
             for w in ws:
                 repl[(op, x, w)] = _regression(op, x, w)
@@ -99,6 +109,8 @@ def rewrite(roots: list[Node], flat: frozenset[str]) -> list[Node]:
         args = tuple(apply(a) for a in n.args)
         if n.op in ("Rank", "IdxMax", "IdxMin", *REGRESSION) and (n.op, args[0], int_arg(n, 1)) in repl:
             return repl[(n.op, args[0], int_arg(n, 1))]
+        if n.op == "Corr" and (n.op, args[:2], int_arg(n, 2)) in repl:
+            return repl[(n.op, args[:2], int_arg(n, 2))]
         return Call(n.op, args, n.pos)
 
     return [apply(r) for r in roots] if windows else roots
@@ -163,4 +175,12 @@ def build(node: Call, args: list[pl.Expr]) -> pl.Expr:
         return rolling.rsquare_from(args[0], int_arg(node, 1), *args[2:]).fill_null(float("nan"))
     if op == "_resi":
         return rolling.resi_from(*args).fill_null(float("nan"))
+    if op == "_pair":
+        part = int_arg(node, 2)
+        if part < 2:
+            return rolling.pair_scaled(args[0], args[1])[part]
+        return args[3] + args[4] if part == 2 else args[3] - args[4]
+    if op == "_corr":
+        x, y, n = args[0], args[1], int_arg(node, 2)
+        return rolling.corr_from(x, y, n, *rolling.pair_moments(*args[3:], n)).fill_null(float("nan"))
     raise AssertionError(op)

@@ -353,14 +353,26 @@ def _pair_moments(x: pl.Expr, y: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.
     relative on 1e9 +- 1 windows); raw window sums of products lose every digit on large, near-constant
     windows (Polars' rolling_cov gave corr errors of 700 there). The variances are null with fewer than two
     pairs. Each part is meant to be referenced once by the callers (no sharing inside ``over``)."""
+    a, b, sx, sy = pair_scaled(x, y)
+    return (*pair_moments(a, b, a + b, a - b, n), sx, sy)
+
+
+def pair_scaled(x: pl.Expr, y: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """(a, b, std x, std y) of ``_pair_moments``: window-independent, so shared by a family of windows."""
     both = x.is_not_null() & y.is_not_null()
     px, py = pl.when(both).then(x), pl.when(both).then(y)
     sx, sy = px.std().replace(0.0, None), py.std().replace(0.0, None)
-    a, b = px / sx, py / sy
+    return px / sx, py / sy, sx, sy
+
+
+def pair_moments(
+    a: pl.Expr, b: pl.Expr, a_plus_b: pl.Expr, a_minus_b: pl.Expr, n: int
+) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(var a, var b, cov a b) over windows of n from ``pair_scaled``'s sides and their sum and difference."""
     w = _span(n)
-    var_sum = (a + b).rolling_var(w, min_samples=1)
-    var_diff = (a - b).rolling_var(w, min_samples=1)
-    return a.rolling_var(w, min_samples=1), b.rolling_var(w, min_samples=1), (var_sum - var_diff) / 4.0, sx, sy
+    var_sum = a_plus_b.rolling_var(w, min_samples=1)
+    var_diff = a_minus_b.rolling_var(w, min_samples=1)
+    return a.rolling_var(w, min_samples=1), b.rolling_var(w, min_samples=1), (var_sum - var_diff) / 4.0
 
 
 def rolling_cov(x: pl.Expr, y: pl.Expr, n: int) -> pl.Expr:
@@ -383,6 +395,11 @@ def rolling_corr(x: pl.Expr, y: pl.Expr, n: int) -> pl.Expr:
     if n == 0:
         raise ValueError("Corr: window 0 (expanding) is not supported by Qlib")
     va, vb, cov, _, _ = _pair_moments(x, y, n)
+    return corr_from(x, y, n, va, vb, cov)
+
+
+def corr_from(x: pl.Expr, y: pl.Expr, n: int, va: pl.Expr, vb: pl.Expr, cov: pl.Expr) -> pl.Expr:
+    """Corr from ``pair_moments`` with Qlib's std masks on either side's own values."""
     masked = (_rolling_std(x, n) <= STD_ATOL) | (_rolling_std(y, n) <= STD_ATOL)
     # a zero product (constant side) becomes null; a masked row divides by null
     denominator = (va * vb).sqrt().replace(0.0, None) * pl.when(masked).then(None).otherwise(1.0)
