@@ -181,3 +181,18 @@ def test_chunks_of_instruments_give_the_same_frame(market, monkeypatch):
     chunked = compute_columns(cols, bars, cal)
     assert sizes == [5]
     assert whole.equals(chunked)
+
+
+def test_window_families_equal_each_window_alone(market):
+    # features.expressions.families builds the windows of one operator on one input from shared steps (the
+    # Rank lag sweep continues from the shorter window's sum); each must equal its window computed alone
+    bars, cal = market
+    ops = ("Rank", "IdxMax", "IdxMin", "Slope", "Rsquare", "Resi")
+    exprs = [(f"{op}{n}", f"{op}($close, {n})") for op in ops for n in (1, 2, 3, 7, 12, 30)]
+    exprs += [(f"IMN{n}", f"IdxMin($close + 1 / $volume, {n})") for n in (3, 9)]
+    exprs += [(f"CORR{n}", f"Corr($close, Log($volume + 1), {n})") for n in (2, 5, 12)]
+    together = compute_columns(exprs, bars, cal)
+    assert together["IdxMax30"].null_count() < together.height
+    for name, text in exprs:
+        alone = compute_columns([(name, text)], bars, cal)
+        assert np.array_equal(alone[name].to_numpy(), together[name].to_numpy(), equal_nan=True), name
