@@ -4,6 +4,7 @@
     .venv/bin/python bench/bench_expressions.py                          # 2018-01-01 .. 2019-12-31 (+ reach)
     .venv/bin/python bench/bench_expressions.py --start 2010-01-01 --end 2026-12-31
     POLARS_MAX_THREADS=1 .venv/bin/python bench/bench_expressions.py     # one thread
+    .venv/bin/python bench/bench_expressions.py --groups RANK,IMAX+IMIN,BETA+RSQR+RESI  # Alpha158 groups
 
 Both engines get the same bars (every CSI300 instrument with data, all history, as a LazyFrame-ready frame)
 and the same [start, end]; each reads the history its reach needs; the numpy engine runs on as many threads
@@ -48,6 +49,8 @@ def main() -> int:
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--no-compare", action="store_true", help="time only")
     parser.add_argument("--only", choices=["numpy", "expressions"], help="run one engine (its own peak RSS)")
+    parser.add_argument("--groups", help="time Alpha158 column groups (names without the window; '+' joins "
+                        "groups timed together), expression engine only, best CPU seconds of 3")  # fmt: skip
     args = parser.parse_args()
 
     names = universe(args.data)
@@ -59,6 +62,8 @@ def main() -> int:
     )
     print(f"{len(names)} instruments, {bars.height} bars; output {args.start} .. {args.end}; "
           f"peak RSS after reading {peak_rss_gb():.2f} GB")  # fmt: skip
+    if args.groups:
+        return time_groups(args.groups.split(","), bars, cal, args.start, args.end)
     threads = pl.thread_pool_size()  # the numpy engine gets as many threads as Polars
     totals = {"numpy": [0.0, 0.0], "polars": [0.0, 0.0]}
     for name in args.sets.split(","):
@@ -91,6 +96,19 @@ def main() -> int:
         del ref, ours
     print(f"TOTAL numpy wall {totals['numpy'][0]:.2f}s cpu {totals['numpy'][1]:.2f}s | expressions wall "
           f"{totals['polars'][0]:.2f}s cpu {totals['polars'][1]:.2f}s; peak RSS {peak_rss_gb():.2f} GB")  # fmt: skip
+    return 0
+
+
+def time_groups(groups: list[str], bars: pl.DataFrame, cal, start: str, end: str) -> int:
+    """CPU seconds per Alpha158 column group (ROC, RANK, ...; fixed costs such as the layout included: time
+    ROC, five plain shifts, for that floor)."""
+    columns = alpha158()
+    for group in groups:
+        chosen = [(c, e) for c, e in columns if c.rstrip("0123456789") in group.split("+")]
+        if not chosen:
+            raise SystemExit(f"no Alpha158 column group {group!r}")
+        best = min(timed(lambda chosen=chosen: compute_columns(chosen, bars, cal, start, end))[2] for _ in range(3))
+        print(f"  {group:16s} {len(chosen):3d} columns: cpu {best:.3f}s")
     return 0
 
 

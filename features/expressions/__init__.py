@@ -45,10 +45,11 @@ Semantics (Qlib 0.9.7 on pandas/numpy):
 
 Evaluation (``compute_columns``): instruments are laid out one after the other, separated by padding rows,
 so shifts and bounded windows run over whole columns; operators that need each instrument's series as a whole
-(expanding windows, ``Ref(x, 0)``, EMA, and WMA / IdxMax / IdxMin, whose kernels count rows from the
-instrument's first day) run per instrument with ``.over``; cross-sectional ones per date. Every distinct
-subtree used more than once is one column, computed once, in stages of ``with_columns``. Without
-cross-sectional operators, groups of whole instruments are computed one after the other to bound memory.
+(expanding windows, ``Ref(x, 0)``, EMA, WMA, Med and Quantile) run per instrument with ``.over``;
+cross-sectional ones per date. Every distinct subtree used more than once is one column, computed once, in
+stages of ``with_columns``; the windows of one operator on one input (Rank, IdxMax, IdxMin, Slope, Rsquare,
+Resi, Corr) share their common work as columns of their own (``families``). Without cross-sectional
+operators, groups of whole instruments are computed one after the other to bound memory.
 
 Reach (``reach``) follows Qlib's ``get_extended_window_size`` where that is exact: a window N adds N - 1 days,
 ``Ref(x, N)`` adds N days back (N < 0: -N days ahead). Where Qlib's is not exact it is corrected: ``Delta(x, N)``

@@ -10,7 +10,9 @@ already); unbounded operators (expanding windows, ``Ref(x, 0)``, EMA) and the ke
 ``features.expressions.rolling`` run ``.over("_seg")``; cross-sectional operators run ``.over("_t")``.
 
 Common sub-expressions: every distinct subtree used more than once (and every input of a grouped operator)
-becomes one column, computed once, in stages of ``with_columns`` ordered by dependency.
+becomes one column, computed once, in stages of ``with_columns`` ordered by dependency. Before that,
+``features.expressions.families`` rewrites the flat Rank, IdxMax, IdxMin, Slope, Rsquare, Resi and Corr into
+internal nodes whose shared steps (lag sweeps, keys, window sums, scaled sides) become such columns.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ KERNEL_OPS = frozenset(_KERNELS)
 # on a column with any null, which the padding guarantees, and most instruments' series have none (2x faster).
 FLAT_KERNELS = frozenset({"Skew", "Kurt", "Rank", "Mad", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
 # Flat with window n > 0 through ``features.expressions.families`` (which shares work across windows).
-FAMILIES = frozenset({"Rank", "IdxMax", "IdxMin"})
+FAMILIES = frozenset({"Rank", "IdxMax", "IdxMin", "Slope", "Rsquare", "Resi", "Corr"})
 _CENTRED = frozenset({"Skew", "Kurt", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
 
 

@@ -183,23 +183,32 @@ def _weighted_sum(e: pl.Expr, weights: list[float]) -> pl.Expr:
     return e.rolling_sum(len(weights), weights=weights, min_samples=1)
 
 
-def _regression(x: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
-    """(count, sxx, sxy, syy, newest position minus mean position, today's y minus mean y) of the least
-    squares of the window's values y on their positions, placed as Qlib's Cython kernels place them: the
-    newest element at n, the others at n-1, n-2, ... whether or not they are null (expanding: the first day
-    at 1). sxx, sxy, syy are sums of products of deviations from the means.
-
-    Position sums are exact integer sums of row numbers (sxx = (N*Sgg - Sg^2) / N has no rounding before the
-    division); the one value sum weighted by position is a Polars weighted window sum on centred weights, so
-    a full window sums (p - mean p) * y directly, without the cancellation of raw sums of p*y."""
+def regression_sums(x: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """(count, S row, S row**2, S y) over each window's non-null values (count and row sums exact Int64, row the
+    0-based row number), the sums ``regression_moments`` builds on."""
     ok = x.is_not_null()
     row = _index()
     count_i = _sum(ok.cast(pl.Int64), n)
     s_g = _sum(pl.when(ok).then(row).otherwise(0), n)
     s_gg = _sum(pl.when(ok).then(row * row).otherwise(0), n)
+    return count_i, s_g, s_gg, _sum(x.fill_null(0.0), n)
+
+
+def regression_moments(
+    x: pl.Expr, n: int, sums: tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]
+) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """(count, sxx, sxy, syy, newest position minus mean position, today's y minus mean y) of the least
+    squares of the window's values y on their positions, placed as Qlib's Cython kernels place them: the
+    newest element at n, the others at n-1, n-2, ... whether or not they are null (expanding: the first day
+    at 1). sxx, sxy, syy are sums of products of deviations from the means; ``sums`` is ``regression_sums``.
+
+    Position sums are exact integer sums of row numbers (sxx = (N*Sgg - Sg^2) / N has no rounding before the
+    division); the one value sum weighted by position is a Polars weighted window sum on centred weights, so
+    a full window sums (p - mean p) * y directly, without the cancellation of raw sums of p*y."""
+    count_i, s_g, s_gg, s_y = sums
+    row = _index()
     count = count_i.cast(_F64).replace(0.0, None)  # an empty window gives null, not NaN
     x0 = x.fill_null(0.0)
-    s_y = _sum(x0, n)
     # newest position minus the mean position, in row numbers: t - Sg / N
     newest = (row * count_i - s_g).cast(_F64) / count
     sxx = (count_i * s_gg - s_g * s_g).cast(_F64) / count
@@ -219,6 +228,10 @@ def _regression(x: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr,
     return count_i, sxx, sxy, syy, newest, dev
 
 
+def _regression(x: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    return regression_moments(x, n, regression_sums(x, n))
+
+
 def _poisoned(result: pl.Expr, infinite: pl.Expr | None) -> pl.Expr:
     """Qlib's Cython kernels add an infinite value to their running sums, which stay NaN from then on (inf -
     inf): with ``infinite`` (True where the raw input was +-inf) the result is null from its first True on."""
@@ -228,14 +241,38 @@ def _poisoned(result: pl.Expr, infinite: pl.Expr | None) -> pl.Expr:
     return pl.when(seen).then(None).otherwise(result)
 
 
+def slope_from(sxx: pl.Expr, sxy: pl.Expr) -> pl.Expr:
+    """Slope from ``regression_moments``; sxx is 0 with one value, null without: the slope is null there."""
+    return sxy / sxx.replace(0.0, None)
+
+
+def rsquare_from(x: pl.Expr, n: int, sxx: pl.Expr, sxy: pl.Expr, syy: pl.Expr) -> pl.Expr:
+    """Rsquare from ``regression_moments`` with Qlib's std mask (n > 0)."""
+    rsq = sxy.pow(2) / (sxx * syy.replace(0.0, None))  # syy is 0 for one value and for a constant window
+    if n:
+        rsq = pl.when(_rolling_std(x, n) <= STD_ATOL).then(None).otherwise(rsq)
+    return rsq
+
+
+def resi_from(x: pl.Expr, count: pl.Expr, sxx: pl.Expr, sxy: pl.Expr, newest: pl.Expr, dev: pl.Expr) -> pl.Expr:
+    """Resi from ``regression_moments``."""
+    return (
+        pl.when((count < 2) | x.is_null())
+        .then(None)
+        # the line through two points leaves exactly 0, which the two rounded terms would miss by some ulps
+        .when(count == 2)
+        .then(0.0)
+        .otherwise(dev - sxy / sxx * newest)
+    )
+
+
 def rolling_slope(x: pl.Expr, n: int, *, infinite: pl.Expr | None = None) -> pl.Expr:
     """``Slope(x, n)``: least-squares slope of the window's values on their positions; null with fewer than
     two values (exactly 0/0, which Qlib's rounding residue turns into NaN or +-inf by chance). ``infinite``:
     see ``_poisoned`` (without it, +-inf inputs are simply left out)."""
     _check_window(n, "Slope")
     _, sxx, sxy, _, _, _ = _regression(x, n)
-    # sxx is 0 with one value, null without: the slope is null there
-    return _poisoned(sxy / sxx.replace(0.0, None), infinite)
+    return _poisoned(slope_from(sxx, sxy), infinite)
 
 
 def rolling_rsquare(x: pl.Expr, n: int, *, infinite: pl.Expr | None = None) -> pl.Expr:
@@ -244,10 +281,7 @@ def rolling_rsquare(x: pl.Expr, n: int, *, infinite: pl.Expr | None = None) -> p
     (n > 0 only, as in Qlib) where the rolling std is <= 2e-5. ``infinite``: see ``_poisoned``."""
     _check_window(n, "Rsquare")
     _, sxx, sxy, syy, _, _ = _regression(x, n)
-    rsq = sxy.pow(2) / (sxx * syy.replace(0.0, None))  # syy is 0 for one value and for a constant window
-    if n:
-        rsq = pl.when(_rolling_std(x, n) <= STD_ATOL).then(None).otherwise(rsq)
-    return _poisoned(rsq, infinite)
+    return _poisoned(rsquare_from(x, n, sxx, sxy, syy), infinite)
 
 
 def rolling_resi(x: pl.Expr, n: int, *, infinite: pl.Expr | None = None) -> pl.Expr:
@@ -255,15 +289,7 @@ def rolling_resi(x: pl.Expr, n: int, *, infinite: pl.Expr | None = None) -> pl.E
     window has fewer than two values. ``infinite``: see ``_poisoned``."""
     _check_window(n, "Resi")
     count, sxx, sxy, _, newest, dev = _regression(x, n)
-    resi = (
-        pl.when((count < 2) | x.is_null())
-        .then(None)
-        # the line through two points leaves exactly 0, which the two rounded terms would miss by some ulps
-        .when(count == 2)
-        .then(0.0)
-        .otherwise(dev - sxy / sxx * newest)
-    )
-    return _poisoned(resi, infinite)
+    return _poisoned(resi_from(x, count, sxx, sxy, newest, dev), infinite)
 
 
 # ---------------------------------------------------------------- WMA, EMA
@@ -327,14 +353,26 @@ def _pair_moments(x: pl.Expr, y: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.
     relative on 1e9 +- 1 windows); raw window sums of products lose every digit on large, near-constant
     windows (Polars' rolling_cov gave corr errors of 700 there). The variances are null with fewer than two
     pairs. Each part is meant to be referenced once by the callers (no sharing inside ``over``)."""
+    a, b, sx, sy = pair_scaled(x, y)
+    return (*pair_moments(a, b, a + b, a - b, n), sx, sy)
+
+
+def pair_scaled(x: pl.Expr, y: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """(a, b, std x, std y) of ``_pair_moments``: window-independent, so shared by a family of windows."""
     both = x.is_not_null() & y.is_not_null()
     px, py = pl.when(both).then(x), pl.when(both).then(y)
     sx, sy = px.std().replace(0.0, None), py.std().replace(0.0, None)
-    a, b = px / sx, py / sy
+    return px / sx, py / sy, sx, sy
+
+
+def pair_moments(
+    a: pl.Expr, b: pl.Expr, a_plus_b: pl.Expr, a_minus_b: pl.Expr, n: int
+) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(var a, var b, cov a b) over windows of n from ``pair_scaled``'s sides and their sum and difference."""
     w = _span(n)
-    var_sum = (a + b).rolling_var(w, min_samples=1)
-    var_diff = (a - b).rolling_var(w, min_samples=1)
-    return a.rolling_var(w, min_samples=1), b.rolling_var(w, min_samples=1), (var_sum - var_diff) / 4.0, sx, sy
+    var_sum = a_plus_b.rolling_var(w, min_samples=1)
+    var_diff = a_minus_b.rolling_var(w, min_samples=1)
+    return a.rolling_var(w, min_samples=1), b.rolling_var(w, min_samples=1), (var_sum - var_diff) / 4.0
 
 
 def rolling_cov(x: pl.Expr, y: pl.Expr, n: int) -> pl.Expr:
@@ -357,6 +395,11 @@ def rolling_corr(x: pl.Expr, y: pl.Expr, n: int) -> pl.Expr:
     if n == 0:
         raise ValueError("Corr: window 0 (expanding) is not supported by Qlib")
     va, vb, cov, _, _ = _pair_moments(x, y, n)
+    return corr_from(x, y, n, va, vb, cov)
+
+
+def corr_from(x: pl.Expr, y: pl.Expr, n: int, va: pl.Expr, vb: pl.Expr, cov: pl.Expr) -> pl.Expr:
+    """Corr from ``pair_moments`` with Qlib's std masks on either side's own values."""
     masked = (_rolling_std(x, n) <= STD_ATOL) | (_rolling_std(y, n) <= STD_ATOL)
     # a zero product (constant side) becomes null; a masked row divides by null
     denominator = (va * vb).sqrt().replace(0.0, None) * pl.when(masked).then(None).otherwise(1.0)
