@@ -9,6 +9,7 @@ import dagster as dg
 import polars as pl
 import pydantic
 
+from assets.models import handler_upstream
 from models.config import model_config_names
 from pipeline.metadata import frame_markdown
 from pipeline.resources import ComputeResource, MarketSourceResource, SegmentsResource, WarehouseResource
@@ -44,7 +45,7 @@ class BenchmarkConfig(dg.Config):
     code_version="1",
     kinds={"pytorch", "duckdb"},
     pool="training",
-    deps=["dataset_alpha360_rnn", "dataset_alpha158_20", "features_alpha360", "features_alpha158", "labels", "bars"],
+    deps=[k for k in handler_upstream() if k not in ("calendar", "universe")],
     description="Qlib's benchmark table: every model configuration trained for several seeds on the train "
     "segment, scored on test, evaluated with IC / ICIR / Rank IC / Rank ICIR and the TopkDropout backtest with "
     "cost; mean ± std per model in table `benchmark_results` (per seed: `benchmark_runs`, scores: "

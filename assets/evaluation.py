@@ -15,6 +15,7 @@ from evaluation.workflow import (
     store_backtest,
     store_signal,
 )
+from features import catalog
 from pipeline.metadata import frame_markdown, line_plot_markdown
 from pipeline.resources import MarketSourceResource, SegmentsResource, WarehouseResource
 from warehouse.feature_tables import trading_days
@@ -59,7 +60,7 @@ def build_signal_asset(model: str) -> dg.AssetsDefinition:
         code_version="1",
         pool="warehouse",
         kinds={"duckdb"},
-        deps=[f"predictions_{model}", "labels"],
+        deps=[f"predictions_{model}", catalog.label_set().table],
         description=f"Signal analysis of `{model}` (Qlib's SigAnaRecord): daily IC and Rank IC against LABEL0, "
         "their means, ICIR and Rank ICIR, long-short returns; tables `ic_daily` and `signal_metrics`.",
     )

@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 import pydantic
 
+from features import catalog
 from models.config import ModelConfig, get_model_config, model_config_names
 from pipeline.metadata import line_plot_markdown
 from pipeline.partitions import window_dates
@@ -23,6 +24,13 @@ from warehouse.feature_tables import FEATURE_TABLES, trading_days
 GROUP_DATA = "handlers"
 GROUP = "models"
 HANDLERS = ("alpha360_rnn", "alpha158_20")
+
+
+def handler_upstream(handlers: tuple[str, ...] = HANDLERS) -> list[str]:
+    """The assets the fitted ``handlers`` stand on: the bars, the feature and label tables of their feature
+    sets (from the catalog) and the handler assets themselves."""
+    sets = dict.fromkeys([*(HANDLER_FEATURE_SET[h] for h in handlers), catalog.label_set().name])
+    return ["calendar", "universe", "bars", *(catalog.get(s).table for s in sets), *(f"dataset_{h}" for h in handlers)]
 
 
 # Runs tagged so (the daily_retrain job) train on a rolling window ending at the latest labelled day.
@@ -45,7 +53,7 @@ def build_dataset_asset(handler: str) -> dg.AssetsDefinition:
         group_name=GROUP_DATA,
         code_version="1",
         kinds={"polars", "duckdb"},
-        deps=[feature_table, "labels", "universe"],
+        deps=[feature_table, catalog.label_set().table, "universe"],
         description=f"The `{handler}` data handler: its processors fitted on the fit window (the train segment), "
         "statistics stored in table `handlers` so that training and scoring apply the same transform.",
     )
@@ -92,7 +100,7 @@ def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
         code_version="1",
         kinds={"pytorch"},
         pool="training",
-        deps=[f"dataset_{base.handler}", feature_table, "labels"],
+        deps=[f"dataset_{base.handler}", feature_table, catalog.label_set().table],
         description=f"Trains `{name}` ({base.model.upper()} on {base.handler}, {base.layout} view) on the "
         "train segment with early stopping on valid; stores the artifact (weights, config, processor statistics) "
         "and registers it in table `models`.",

@@ -5,7 +5,8 @@
 
 Universe: every instrument listed in instruments/csi300.txt that has data, whole calendar. Prints wall and CPU
 time per feature set and the process's peak RSS (the three result frames are all kept alive, as a pipeline
-run holding them would). Qlib takes many minutes for the full set on two cores, so by default it runs on every
+run holding them would); Polars' threads are set with POLARS_MAX_THREADS in the environment. Qlib takes
+many minutes for the full set on two cores, so by default it runs on every
 ``--qlib-every``-th instrument and its time is scaled by the ratio of output rows; ours is also timed on that
 same subset, so the ratio is reported both ways. Qlib runs with its default ``kernels`` (max(cores - 2, 1)).
 """
@@ -27,7 +28,6 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 from features import compute_features  # noqa: E402
-from features.registry import default_threads  # noqa: E402
 
 DATA = (REPO / ".." / "shared" / "data" / "qlib_cn").resolve()
 SETS = ("alpha158", "alpha360", "label")
@@ -68,13 +68,11 @@ def universe(root: Path) -> list[str]:
     return [n for n in names if (root / "features" / n.lower() / "close.day.bin").is_file()]
 
 
-def run_ours(
-    bars: pl.DataFrame, cal: list[dt.date], threads: int
-) -> tuple[dict[str, pl.DataFrame], dict[str, tuple[float, float]]]:
+def run_ours(bars: pl.DataFrame, cal: list[dt.date]) -> tuple[dict[str, pl.DataFrame], dict[str, tuple[float, float]]]:
     out, times = {}, {}
     for name in SETS:
         wall, cpu = time.perf_counter(), time.process_time()
-        out[name] = compute_features(name, bars, cal, n_threads=threads)
+        out[name] = compute_features(name, bars, cal)
         times[name] = (time.perf_counter() - wall, time.process_time() - cpu)
     return out, times
 
@@ -103,7 +101,6 @@ def run_qlib(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--no-qlib", action="store_true")
     parser.add_argument("--qlib-every", type=int, default=10, help="Qlib on every N-th instrument (1 = all)")
     parser.add_argument("--qlib-kernels", type=int, default=None, help="default: Qlib's own default")
@@ -115,11 +112,12 @@ def main() -> int:
     read_s = time.perf_counter() - t
     usable = len(os.sched_getaffinity(0))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"machine: {os.cpu_count()} cores, {usable} usable, load average {load}; ours on {args.threads} thread(s)")
+    print(f"machine: {os.cpu_count()} cores, {usable} usable, load average {load}; "
+          f"ours on {pl.thread_pool_size()} Polars thread(s) (POLARS_MAX_THREADS)")  # fmt: skip
     print(f"universe: {len(names)} CSI300 instruments with data, {cal[0]} .. {cal[-1]}; "
           f"{bars.height} bars read in {read_s:.1f}s")  # fmt: skip
 
-    out, times = run_ours(bars, cal, args.threads)
+    out, times = run_ours(bars, cal)
     total_wall = sum(w for w, _ in times.values())
     total_cpu = sum(c for _, c in times.values())
     for name in SETS:
@@ -141,7 +139,7 @@ def main() -> int:
 
     subset = names[:: args.qlib_every]
     sub_bars = bars.filter(pl.col("instrument").is_in(subset))
-    sub_out, sub_times = run_ours(sub_bars, cal, args.threads)
+    sub_out, sub_times = run_ours(sub_bars, cal)
     sub_rows = sub_out["label"].height
     del sub_out
     qlib_times = run_qlib(args.data, subset, cal, args.qlib_kernels)

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,29 +18,42 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from features import catalog
 from models.artifacts import load_artifact, save_artifact
 from models.config import ModelConfig
 from models.scoring import predict
 from models.training import Log, TrainResult, resolve_device, train_model
 from pipeline.segments import Segments
+from processing.config import NAMED_CONFIGS
 from processing.dataset import build_segments
 from processing.handler import FittedHandler, fit_handler, get_handler_config
 from warehouse.feature_tables import FEATURE_TABLES, history_bounds, read_feature_frame, trading_days
 from warehouse.store import Warehouse
 
-# Which feature table feeds which handler.
-HANDLER_FEATURE_SET = {
-    "alpha360_rnn": "alpha360",
-    "alpha158_20": "alpha158",
-    "alpha360": "alpha360",
-    "alpha158": "alpha158",
-}
+
+class _HandlerFeatureSets(Mapping[str, str]):
+    """handler -> the feature set it reads: each named handler configuration's own ``feature_set`` (any catalog
+    set, PIPELINE_FEATURES sets included), read live so a configuration added later is seen."""
+
+    def __getitem__(self, handler: str) -> str:
+        return NAMED_CONFIGS[handler].feature_set
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(NAMED_CONFIGS)
+
+    def __len__(self) -> int:
+        return len(NAMED_CONFIGS)
+
+
+HANDLER_FEATURE_SET: Mapping[str, str] = _HandlerFeatureSets()
 
 
 def latest_labelled_day(warehouse: Warehouse) -> dt.date | None:
-    if not warehouse.table_exists("labels"):
+    label = catalog.label_set()
+    if not warehouse.table_exists(label.table):
         return None
-    return warehouse.query('select max(date) as d from labels where "LABEL0" is not null').item()
+    column = label.column_names[0]
+    return warehouse.query(f'select max(date) as d from {label.table} where "{column}" is not null').item()
 
 
 def read_membership(warehouse: Warehouse) -> pl.DataFrame:
@@ -55,7 +69,7 @@ def read_panel(
     what: str = "the requested window",
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     features = read_feature_frame(warehouse, feature_set, start, end, columns)
-    labels = read_feature_frame(warehouse, "label", start, end)
+    labels = read_feature_frame(warehouse, catalog.label_set().name, start, end)
     if features.height == 0:
         raise ValueError(
             f"{what} {start}..{end} has no {feature_set} features in the warehouse; check the segments or "

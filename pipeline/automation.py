@@ -18,11 +18,18 @@ import zoneinfo
 
 import dagster as dg
 
+from features import catalog
 from pipeline.resources import _open_cached
 from pipeline.settings import Settings
 from warehouse.sources import open_source
 
-PARTITIONED_UPDATE = ["bars", "features_alpha158", "features_alpha360", "labels"]
+
+def partitioned_update() -> list[str]:
+    """The partitioned assets a daily update refreshes: the bars and every feature table of the catalog in
+    force (built-ins, label, PIPELINE_FEATURES sets)."""
+    return ["bars", *(spec.table for spec in catalog.active().values())]
+
+
 UNPARTITIONED_REFERENCE = ["calendar", "universe"]
 
 
@@ -35,7 +42,7 @@ def _range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
 
 def build_jobs(model_names: list[str]) -> list:
     predictions = [f"predictions_{m}" for m in model_names]
-    update = dg.AssetSelection.assets(*UNPARTITIONED_REFERENCE, *PARTITIONED_UPDATE, *predictions)
+    update = dg.AssetSelection.assets(*UNPARTITIONED_REFERENCE, *partitioned_update(), *predictions)
     retrain = update | dg.AssetSelection.groups("handlers", "models", "evaluation")
     return [
         dg.define_asset_job(

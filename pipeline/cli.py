@@ -7,6 +7,7 @@ against the configured warehouse: signal metrics and the TopkDropout risk analys
 ``python -m pipeline benchmark`` trains every model configuration for several seeds and prints Qlib's
 benchmark table (mean ± std per model), optionally beside Qlib's own implementation.
 ``python -m pipeline summary`` prints what the warehouse holds.
+``python -m pipeline features list|show SET`` prints the feature-set catalog (see ``pipeline.cli_features``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 
 import dagster as dg
 
+from pipeline import cli_features
 from pipeline.instance import persistent_instance
 from pipeline.settings import Settings
 
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--close-cost", type=float, default=0.0015)
     bt.add_argument("--min-cost", type=float, default=5.0)
     bt.add_argument("--trade-unit", type=int, default=100)
+    cli_features.add_parser(sub)
     return parser
 
 
@@ -138,17 +141,14 @@ def backtest_scores(args: argparse.Namespace, settings: Settings | None = None) 
 # The benchmark's default budget: Qlib's full protocol with CUDA; a reduced one on the CPU (documented in the
 # README), where one Alpha360 epoch over CSI300 2010-2016 takes minutes per model.
 GPU_SEEDS, CPU_SEEDS, CPU_MAX_EPOCHS = "0,1,2,3,4", "0,1", 1
-UPSTREAM = (
-    "calendar",
-    "universe",
-    "bars",
-    "features_alpha158",
-    "features_alpha360",
-    "labels",
-    "dataset_alpha360_rnn",
-    "dataset_alpha158_20",
-)
-UPSTREAM_SELECTION = " or ".join(f"key:{k}" for k in UPSTREAM)
+
+
+def upstream_selection() -> str:
+    """What the benchmark's models need (``assets.models.handler_upstream``: bars, the benchmark handlers'
+    feature and label tables from the catalog, the fitted handlers), as a selection."""
+    from assets.models import handler_upstream
+
+    return " or ".join(f"key:{k}" for k in handler_upstream())
 
 
 def _int_list(text: str, what: str) -> list[int]:
@@ -183,7 +183,7 @@ def benchmark(args: argparse.Namespace, settings: Settings | None = None) -> int
         f"{'cuda' if cuda else 'cpu'}; warehouse {settings.warehouse}",
         flush=True,
     )
-    if args.with_upstream and not materialize(UPSTREAM_SELECTION, None, None, settings).success:
+    if args.with_upstream and not materialize(upstream_selection(), None, None, settings).success:
         print("upstream run failed", file=sys.stderr)
         return 1
     reference = args.qlib_reference
@@ -369,4 +369,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "summary":
         print_summary()
         return 0
+    if args.command == "features":
+        return cli_features.run(args)
     return 2

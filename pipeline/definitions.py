@@ -9,6 +9,7 @@ from assets.benchmark import benchmark_results
 from assets.evaluation import build_evaluation_assets
 from assets.features import build_feature_assets
 from assets.models import build_model_assets
+from features import catalog
 from models.config import model_config_names
 from pipeline.automation import build_jobs, build_schedule, build_sensor
 from pipeline.partitions import daily_partitions
@@ -50,6 +51,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
+    # The feature sets first: a bad PIPELINE_FEATURES file fails the load before anything else is touched.
+    catalog.activate(settings.features)
     source = _open_cached(settings.source, settings.on_bad_file)
     source.check_universe(settings.universe)
     trading_days = source.calendar()

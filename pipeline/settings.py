@@ -27,6 +27,8 @@ class Settings:
     profile_note: str = ""  # which training profile was chosen and why, logged at the start of a run
     # bars_price_sanity: violations in at most this fraction of the rows warn, more block (warehouse.quality)
     max_bad_price_fraction: float = 0.001
+    # PIPELINE_FEATURES: a YAML file of users' own feature sets (features.user_sets); None: the built-ins only
+    features: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -40,6 +42,7 @@ class Settings:
         source = env.get("PIPELINE_SOURCE", "synthetic").strip() or "synthetic"
         max_bad = _fraction(env, "PIPELINE_MAX_BAD_PRICE_FRACTION", 0.001)
         profile, profile_note = choose_profile(env.get("PIPELINE_PROFILE", ""), source, device)
+        features = (env.get("PIPELINE_FEATURES") or "").strip()
         return cls(
             warehouse=str(
                 Path(env.get("PIPELINE_WAREHOUSE") or REPO_ROOT / "data" / "warehouse.duckdb").expanduser().resolve()
@@ -54,6 +57,7 @@ class Settings:
             segments=(env.get("PIPELINE_SEGMENTS") or "").strip() or None,
             profile_note=profile_note,
             max_bad_price_fraction=max_bad,
+            features=str(Path(features).expanduser().resolve()) if features else None,
         )
 
 

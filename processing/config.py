@@ -10,12 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from features.catalog import FEATURE, CatalogView
 from processing.processors import PROCESSORS, make_processor
 
 ProcessType = Literal["append", "independent"]
 PROCESS_TYPES = ("append", "independent")
 STAGES = ("shared", "infer", "learn")
-FEATURE_SETS = ("alpha158", "alpha360")
+# The feature sets a handler can read: every catalog set with role "feature" (built-ins and PIPELINE_FEATURES).
+FEATURE_SETS: CatalogView[str] = CatalogView(lambda spec: spec.table, role=FEATURE)
 FIT_WINDOW_KWARGS = ("fit_start_time", "fit_end_time")
 
 # The 20 Alpha158 features of the *_ts benchmark YAMLs, in the order FilterCol leaves them (Alpha158's order).

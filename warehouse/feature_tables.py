@@ -9,13 +9,15 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from features import compute_features, label_horizon, lookback
+from features import catalog, compute_features
+from features.catalog import CatalogView, FeatureSetSpec
+from features.checks import WindowQuality, inspect_window
 from warehouse.store import Warehouse
 
-FEATURE_TABLES = {"alpha158": "features_alpha158", "alpha360": "features_alpha360", "label": "labels"}
+# feature set -> its table, for every set of the catalog in force (built-ins and PIPELINE_FEATURES sets).
+FEATURE_TABLES: CatalogView[str] = CatalogView(lambda spec: spec.table)
 # Trading days before a window whose missing suspension rows a window run adds (see build_feature_window).
 GAP_FILL_DAYS = 80
-BAR_FIELDS = ["instrument", "date", "open", "high", "low", "close", "volume", "vwap"]
 
 
 @dataclass
@@ -31,6 +33,8 @@ class WindowReport:
     read_s: float = 0.0
     compute_s: float = 0.0
     write_s: float = 0.0
+    # Per-column statistics of the window's rows (the feature checks), when asked for.
+    quality: WindowQuality | None = None
 
 
 # Feature and label tables keep (instrument, date) unique by how they are written (a window's dates deleted,
@@ -63,21 +67,47 @@ def history_bounds(
     return min(first, start), max(last, end)
 
 
-def build_feature_window(warehouse: Warehouse, feature_set: str, start: dt.date, end: dt.date) -> WindowReport:
-    """Compute ``feature_set`` ("alpha158", "alpha360" or "label") for [start, end] and store it."""
-    if feature_set not in FEATURE_TABLES:
-        raise ValueError(f"unknown feature set {feature_set!r}; valid: {', '.join(FEATURE_TABLES)}")
+def bar_columns(warehouse: Warehouse, spec: FeatureSetSpec) -> list[str]:
+    """The bars columns a window of ``spec`` reads: the key and the fields its expressions name. A field that
+    is not a column of ``bars`` (a source field this source does not have) is an error naming the column."""
+    present = set(warehouse.query("select * from bars limit 0").columns)
+    for col in spec.column_names:
+        missing = sorted(spec.column_fields[col] - present)
+        if missing:
+            raise ValueError(
+                f"feature set {spec.name!r}, column {col!r}: field ${missing[0]} is not a column of bars "
+                f"(bars has {', '.join(sorted(present - {'instrument', 'date'}))})"
+            )
+    return ["instrument", "date", *spec.fields]
+
+
+def _members(warehouse: Warehouse, first: dt.date, last: dt.date) -> pl.DataFrame:
+    """(instrument, date) of the universe's members per trading day: the cross-sectional operators' universe
+    (bars also hold the benchmark, which is not a member)."""
+    return warehouse.query(
+        "select distinct m.instrument, c.date from calendar c join instruments m "
+        "on c.date between m.start_date and m.end_date where c.date between ? and ? order by 1, 2",
+        [first, last],
+    )
+
+
+def build_feature_window(
+    warehouse: Warehouse, feature_set: str, start: dt.date, end: dt.date, *, inspect: bool = False
+) -> WindowReport:
+    """Compute catalog set ``feature_set`` for [start, end] and store it; ``inspect`` adds the window's
+    per-column statistics (``features.checks``) to the report."""
+    spec = catalog.get(feature_set)
     t0 = time.perf_counter()
-    table = FEATURE_TABLES[feature_set]
+    table = spec.table
     calendar = trading_days(warehouse)
-    before = lookback(feature_set) if feature_set != "label" else 0
-    after = label_horizon() if feature_set == "label" else 0
+    # All history for an expanding window (the engine's unbounded reach): the bisect below clamps to day one.
+    before, after = spec.lookback, spec.horizon
     # A suspension that runs into this window gives rows to days *before* it (an instrument has rows up to
     # its latest bar), which an earlier run could not know. The run therefore also computes the
     # GAP_FILL_DAYS before its window and adds the rows missing there; existing rows are left as they are.
     gap_start, _ = history_bounds(calendar, start, start, GAP_FILL_DAYS, 0)
     first, last = history_bounds(calendar, gap_start, end, before, after)
-    cols = ", ".join(BAR_FIELDS)
+    cols = ", ".join(f'"{c}"' for c in bar_columns(warehouse, spec))
     # Like Qlib, an instrument has a row on every trading day from its first to its last bar, suspended days
     # included. Its nearest bars before and after the window keep a suspension at either edge inside that
     # span; they are outside the history the expressions read, so they change no value.
@@ -98,7 +128,8 @@ def build_feature_window(warehouse: Warehouse, feature_set: str, start: dt.date,
     lo_bar = bars["date"].min() if bars.height else first
     hi_bar = bars["date"].max() if bars.height else last
     window_cal = [d for d in calendar if min(first, lo_bar) <= d <= max(last, hi_bar)]
-    frame = compute_features(feature_set, bars, window_cal, start=gap_start, end=end)
+    members = _members(warehouse, first, last) if spec.cross_sectional else None
+    frame = compute_features(feature_set, bars, window_cal, start=gap_start, end=end, members=members)
     t_compute = time.perf_counter()
     # The labels of the last `after` trading days before the window read this window's bars: recompute them.
     write_start, _ = history_bounds(calendar, start, start, after, 0)
@@ -123,6 +154,7 @@ def build_feature_window(warehouse: Warehouse, feature_set: str, start: dt.date,
         read_s=t_read - t0,
         compute_s=t_compute - t_read,
         write_s=time.perf_counter() - t_compute,
+        quality=inspect_window(spec, frame.filter(pl.col("date") >= start), bars, window_cal) if inspect else None,
     )
 
 

@@ -159,7 +159,7 @@ def test_lazyframe_input_and_calendar_forms():
     bars = _bars(_walk("A", list(range(12))))
     want = compute_alpha360(bars, CAL)
     assert compute_alpha360(bars.lazy(), pl.Series(CAL)).equals(want)
-    assert compute_alpha360(bars, np.array(CAL, dtype="datetime64[D]"), n_threads=1).equals(want)
+    assert compute_alpha360(bars, np.array(CAL, dtype="datetime64[D]")).equals(want)
 
 
 def test_start_end_limit_rows():
@@ -184,8 +184,6 @@ def test_bad_inputs_are_reported():
         compute_alpha158(bars, CAL[::-1])
     with pytest.raises(ValueError, match="start"):
         compute_alpha158(bars, CAL, start="2021-02-01", end="2021-01-05")
-    with pytest.raises(ValueError, match="n_threads"):
-        compute_alpha158(bars, CAL, n_threads=0)
     assert compute_labels(bars.drop("open", "high", "low", "volume", "vwap"), CAL).height == 5  # label needs close
 
 

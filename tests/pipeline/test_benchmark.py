@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from evaluation.benchmark import BenchmarkPlan, aggregate, evaluate_reference, results_markdown
-from pipeline.cli import UPSTREAM_SELECTION as UPSTREAM
+from pipeline.cli import upstream_selection
 from pipeline.resources import SegmentsResource
 from tests.helpers import materialize_selection, range_tags, settings_for
 from warehouse.feature_tables import trading_days
@@ -36,7 +36,7 @@ def run_benchmark_asset(settings, **config):
 def bench(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("benchmark")
     settings = settings_for(tmp, profile="smoke")
-    assert materialize_selection(settings, UPSTREAM, tags=range_tags("2020-01-02", "2020-12-31")).success
+    assert materialize_selection(settings, upstream_selection(), tags=range_tags("2020-01-02", "2020-12-31")).success
     result = run_benchmark_asset(settings, models=["gru", "gru_ts"], seeds=[0, 1], max_epochs=1, threads=1)
     assert result.success
     return settings, result, Warehouse(settings.warehouse)

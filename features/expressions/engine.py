@@ -1,0 +1,173 @@
+"""``compute_columns``: named expressions evaluated on bars over a trading calendar."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+import numpy as np
+import polars as pl
+
+from features.expressions.compiler import Plan, constant_columns, flat_reach
+from features.expressions.layout import CalendarLike, DateLike, build_layout
+from features.expressions.nodes import Call, ExpressionError, Field, Node, fields, walk
+from features.expressions.operators import OPERATORS, dtype, reach
+from features.expressions.parser import parse
+
+# Fields a column cannot do without unless told otherwise (today's Alpha158/Alpha360/label contract):
+# reading one that bars lacks is an error; any other absent (or all-null) field makes its columns all-null.
+DEFAULT_REQUIRED = ("open", "high", "low", "close", "volume")
+# Cells of intermediate columns per chunk of instruments (about 0.5 GB of float64).
+CHUNK_CELLS = 1 << 26
+
+
+def _empty(columns: Sequence[str]) -> pl.DataFrame:
+    schema: dict[str, pl.DataType] = {"instrument": pl.Utf8(), "date": pl.Date()}
+    schema.update({c: pl.Float32() for c in columns})
+    return pl.DataFrame(schema=schema)
+
+
+def _parse_columns(columns: Sequence[tuple[str, str | Node]], set_name: str) -> list[tuple[str, Node]]:
+    out: list[tuple[str, Node]] = []
+    seen: set[str] = set()
+    for item in columns:
+        try:
+            name, expr = item
+        except (TypeError, ValueError):
+            reason = f"columns must be (name, expression) pairs, got {item!r}"
+            raise ExpressionError(reason, set_name=set_name) from None
+        if not isinstance(name, str) or not name or name in ("instrument", "date"):
+            raise ExpressionError(f"invalid column name {name!r}", set_name=set_name)
+        if name in seen:
+            raise ExpressionError("duplicate column name", set_name=set_name, column=name)
+        seen.add(name)
+        node = parse(expr, set_name=set_name, column=name) if isinstance(expr, str) else expr
+        if not isinstance(node, Field | Call):
+            raise ExpressionError(f"not an expression tree: {node!r}", set_name=set_name, column=name)
+        out.append((name, node))
+    return out
+
+
+def compute_columns(
+    columns: Sequence[tuple[str, str | Node]],
+    bars: pl.DataFrame | pl.LazyFrame,
+    calendar: CalendarLike,
+    start: DateLike = None,
+    end: DateLike = None,
+    *,
+    members: pl.DataFrame | None = None,
+    set_name: str = "",
+    required: Collection[str] | None = None,
+) -> pl.DataFrame:
+    """instrument, date, then each named expression as Float32, in order.
+
+    Rows: every calendar day from each instrument's first to its last bar in ``bars`` (Qlib's span rule: days
+    without a bar included), limited to [start, end], sorted by (instrument, date). Qlib's NaN is null; +-inf
+    is kept. Values at ``start`` equal a full-history run when ``bars`` holds the ``reach`` of every expression
+    before ``start`` (and after ``end``); ``bars`` may be a LazyFrame over all history, of which only that range
+    is read (all of it when a reach is ``UNBOUNDED``).
+
+    ``members`` (instrument, date) limits the cross-sectional operators' universe per date; rows outside it get
+    null from them. ``required``: the fields that must be columns of ``bars`` (default: those of
+    ``DEFAULT_REQUIRED`` that the expressions read); any other field that is absent or entirely null in the
+    rows read gives all-null results for the columns that read it.
+    """
+    parsed = _parse_columns(columns, set_name)
+    names = [n for n, _ in parsed]
+    roots = [node for _, node in parsed]
+    used = frozenset().union(*(fields(r) for r in roots)) if roots else frozenset()
+    need = frozenset(used & set(DEFAULT_REQUIRED) if required is None else required)
+    lookback = max((reach(r)[0] for r in roots), default=0)
+    horizon = max((reach(r)[1] for r in roots), default=0)
+    pad = max((flat_reach(n) for r in roots for n in walk(r)), default=0)
+    cross = any(isinstance(n, Call) and OPERATORS[n.op].kind == "cs" for r in roots for n in walk(r))
+    layout = build_layout(
+        bars, calendar, used, need, start, end, lookback=lookback, horizon=horizon, pad=max(pad, 1),
+        keep_idle=cross, members=members if cross else None,
+    )  # fmt: skip
+    if not layout.frame["_out"].any():
+        return _empty(names)
+
+    live = [(n, r) for n, r in parsed if fields(r) <= layout.present]
+    plan = Plan([r for _, r in live], layout)
+    # Instruments are independent unless a cross-sectional operator looks across them: compute groups of
+    # whole instruments one after the other, so that the intermediate columns of a chunk fit in memory.
+    if cross:
+        slices = [(0, layout.frame.height)]
+    else:
+        slices = layout.chunks(max(4 * layout.pad, CHUNK_CELLS // max(1, len(plan.shared))))
+    query = _query(plan, live, list(layout.frame.columns))
+    parts = [query(_with_constants(layout.frame.slice(o, n), plan)) for o, n in slices]
+    result = pl.concat(parts) if len(parts) > 1 else parts[0]
+    seg = result["_seg"].to_numpy()
+    t = result["_t"].to_numpy()
+    instrument = layout.instruments.gather(seg).alias("instrument")
+    date = layout.calendar.gather(t.astype(np.int64)).alias("date")
+    nulls = pl.repeat(None, result.height, dtype=pl.Float32, eager=True)
+    by_name = {n: result[n] for n, _ in live}
+    series = [instrument, date] + [by_name[n] if n in by_name else nulls.alias(n) for n in names]
+    return pl.DataFrame(series)
+
+
+def _with_constants(frame: pl.DataFrame, plan: Plan) -> pl.DataFrame:
+    """The frame with numpy-backed constant columns for divisions by numbers (a literal column would be a
+    scalar again; see ``compiler.Plan._arith``)."""
+    extra = []
+    for name, (value, kind) in constant_columns(plan.roots).items():
+        np_type = np.float32 if kind == "f32" else np.float64
+        extra.append(pl.Series(name, np.full(frame.height, value, dtype=np_type)))
+    return frame.with_columns(extra) if extra else frame
+
+
+def _query(plan: Plan, live: list[tuple[str, Node]], meta: list[str]):
+    """A function from one chunk of the layout frame to its output rows (_seg, _t, columns)."""
+    stages = plan.stages()
+    last_use = _last_use(plan, len(stages))
+    born = {plan.names[n]: st for n, st in plan.stage.items()}  # fields are there from the start
+    meta = [c for c in meta if c.startswith("_")] + list(constant_columns(plan.roots))
+    outputs = []
+    for (name, _), root in zip(live, plan.roots, strict=True):
+        e = pl.col(plan.column(root))
+        if dtype(root) == "bool":
+            e = e.cast(pl.Float32)
+        outputs.append(e.cast(pl.Float32).fill_nan(None).alias(name))
+    # Sub-expressions are shared by construction; Polars' own elimination still pays inside the kernels.
+    # The in-memory engine runs wide with_columns far faster than the streaming default.
+    opts = pl.QueryOptFlags(comm_subexpr_elim=True, cluster_with_columns=False)
+
+    def run(frame: pl.DataFrame) -> pl.DataFrame:
+        lazy = frame.lazy()
+        for s, exprs in enumerate(stages, start=1):
+            lazy = lazy.with_columns(exprs)
+            keep = [c for c, last in last_use.items() if last > s and born.get(c, 0) <= s]
+            lazy = lazy.select(*meta, *keep)
+        return lazy.filter(pl.col("_out")).select("_seg", "_t", *outputs).collect(engine="in-memory",
+                                                                                  optimizations=opts)  # fmt: skip
+
+    return run
+
+
+def _last_use(plan: Plan, n_stages: int) -> dict[str, int]:
+    """For every column a stage reads (fields and shared results), the last stage that reads it; roots and
+    fields they are live till the end (n_stages + 1)."""
+    last: dict[str, int] = {}
+    for node, s in plan.stage.items():
+        for dep in _reads(plan, node, top=True):
+            col = plan.column(dep)
+            last[col] = max(last.get(col, 0), s)
+    for root in plan.roots:
+        last[plan.column(root)] = n_stages + 1
+    return last
+
+
+def _reads(plan: Plan, node: Node, top: bool = False) -> set[Node]:
+    """Fields and shared nodes whose columns the expression of ``node`` reads."""
+    if isinstance(node, Field):
+        return {node}
+    if not isinstance(node, Call):
+        return set()
+    if not top and node in plan.shared:
+        return {node}
+    out: set[Node] = set()
+    for a in node.args:
+        out |= _reads(plan, a)
+    return out

@@ -1,0 +1,231 @@
+"""Bars laid out as Qlib's expression engine sees them, as one Polars frame of all instruments.
+
+Qlib evaluates an expression on one series per instrument that has a row on every calendar day from the
+instrument's first to its last bar (days without a bar are NaN): shifts and windows count calendar positions.
+Here every instrument's rows are preceded by ``pad`` padding rows (NaN fields, ``_seg`` = -1), so that a shift
+or window of up to ``pad`` days evaluated over the whole column never reaches another instrument, and needs no
+per-instrument grouping. Operators with longer memory group by ``_seg`` instead.
+
+Columns: ``_seg`` (Int32, the instrument's number in ``instruments``; -1 on padding), ``_t`` (Int32 calendar
+position), ``_out`` (Boolean: an output row), ``_member`` (Boolean, when a members frame is given), then the
+fields as Float32 named ``$name`` (so no field name can collide with these) with NaN where there is no bar or
+value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from features.expressions.nodes import UNBOUNDED
+
+CalendarLike = Sequence[dt.date] | pl.Series | np.ndarray
+DateLike = dt.date | dt.datetime | str | np.datetime64 | None
+
+
+def to_calendar(calendar: CalendarLike) -> np.ndarray:
+    """The trading calendar as a strictly increasing ``datetime64[D]`` array."""
+    if isinstance(calendar, pl.Series):
+        cal = calendar.cast(pl.Date).to_numpy().astype("datetime64[D]")
+    else:
+        cal = np.asarray(calendar).astype("datetime64[D]")
+    if cal.ndim != 1 or cal.size == 0:
+        raise ValueError("calendar must be a non-empty 1-D sequence of dates")
+    if np.isnat(cal).any():
+        raise ValueError("calendar contains null dates")
+    if (np.diff(cal).astype(np.int64) <= 0).any():
+        raise ValueError("calendar must be sorted and free of duplicates")
+    return cal
+
+
+def to_day(value: DateLike, name: str) -> np.datetime64 | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            return np.datetime64(dt.date.fromisoformat(value[:10]), "D")
+        return np.datetime64(value, "D")
+    except (ValueError, TypeError):
+        raise ValueError(f"{name}={value!r} is not a date") from None
+
+
+@dataclass
+class Layout:
+    frame: pl.DataFrame
+    instruments: pl.Series  # names, sorted; _seg indexes into it
+    calendar: pl.Series  # Date; _t indexes into it
+    pad: int
+    longest: int  # rows of the longest instrument segment (an expanding window never needs more)
+    present: frozenset[str]  # fields with data; the others are all-NaN and make their columns all-null
+    blocks: np.ndarray  # first row (its padding) of each instrument's block, then the frame's height
+
+    def chunks(self, rows: int) -> list[tuple[int, int]]:
+        """(offset, length) slices of whole instrument blocks of about ``rows`` rows each."""
+        out, begin = [], 0
+        for i in range(1, self.blocks.size):
+            if self.blocks[i] - self.blocks[begin] >= rows or i == self.blocks.size - 1:
+                out.append((int(self.blocks[begin]), int(self.blocks[i] - self.blocks[begin])))
+                begin = i
+        return out
+
+
+def _lazy(bars: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    if isinstance(bars, pl.DataFrame):
+        return bars.lazy()
+    if not isinstance(bars, pl.LazyFrame):
+        raise TypeError(f"bars must be a polars DataFrame or LazyFrame, got {type(bars).__name__}")
+    return bars
+
+
+def _calendar_index(cal: np.ndarray, days: np.ndarray, instruments: pl.Series) -> np.ndarray:
+    """Calendar position of each date; every date must be a trading day."""
+    t = np.searchsorted(cal, days)
+    off = (t >= cal.size) | (cal[np.minimum(t, cal.size - 1)] != days)
+    if off.any():
+        k = int(np.flatnonzero(off)[0])
+        raise ValueError(
+            f"bars has {int(off.sum())} instrument(s)/row(s) on dates outside the calendar, e.g. instrument "
+            f"{instruments[k]} on {days[k]}"
+        )
+    return t
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + n)`` for each pair, vectorised."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + (np.arange(total, dtype=np.int64) - offsets)
+
+
+def build_layout(
+    bars: pl.DataFrame | pl.LazyFrame,
+    calendar: CalendarLike,
+    fields: Collection[str],
+    required: Collection[str],
+    start: DateLike,
+    end: DateLike,
+    *,
+    lookback: int,
+    horizon: int,
+    pad: int,
+    keep_idle: bool,
+    members: pl.DataFrame | None = None,
+) -> Layout:
+    """The padded frame of every instrument with a bar, limited to ``lookback`` days before ``start`` and
+    ``horizon`` days after ``end`` (each instrument's first and last day still come from all of ``bars``).
+
+    ``keep_idle`` keeps instruments that have rows in that range but none in [start, end] (cross-sectional
+    operators over the look-back days need them).
+    """
+    cal = to_calendar(calendar)
+    lazy = _lazy(bars)
+    schema = lazy.collect_schema()
+    missing = [c for c in ("instrument", "date", *sorted(required)) if c not in schema]
+    if missing:
+        raise ValueError(f"bars is missing column(s) {missing}; it has {list(schema)}")
+    lazy = lazy.with_columns(pl.col("instrument").cast(pl.Utf8), pl.col("date").cast(pl.Date))
+    s_day, e_day = to_day(start, "start"), to_day(end, "end")
+    if s_day is not None and e_day is not None and s_day > e_day:
+        raise ValueError(f"start {start} is after end {end}")
+    s_idx = 0 if s_day is None else int(np.searchsorted(cal, s_day, "left"))
+    e_idx = cal.size - 1 if e_day is None else int(np.searchsorted(cal, e_day, "right")) - 1
+    lo = 0 if lookback >= UNBOUNDED else max(0, s_idx - lookback)
+    hi = min(cal.size - 1, e_idx + horizon)
+
+    spans = lazy.group_by("instrument").agg(pl.col("date").min().alias("f"), pl.col("date").max().alias("l"))
+    spans = spans.sort("instrument").collect()
+    if spans["instrument"].null_count():
+        raise ValueError("bars has rows with a null instrument")
+    names = spans["instrument"]
+    first = _calendar_index(cal, spans["f"].to_numpy().astype("datetime64[D]"), names)
+    last = _calendar_index(cal, spans["l"].to_numpy().astype("datetime64[D]"), names)
+
+    present_in_bars = [f for f in sorted(fields) if f in schema]
+    frame = (
+        lazy.filter(pl.col("date").is_between(cal[lo].item(), cal[min(hi, cal.size - 1)].item()))
+        .select("instrument", "date", *[pl.col(f).cast(pl.Float32) for f in present_in_bars])
+        .collect()
+    )
+    present = frozenset(f for f in present_in_bars if f in required or frame[f].null_count() < frame.height)
+
+    seg_first, seg_last = np.maximum(first, lo), np.minimum(last, hi)
+    has_out = np.maximum(first, s_idx) <= np.minimum(last, e_idx)
+    keep = seg_first <= seg_last
+    if not keep_idle:
+        keep &= has_out
+    if not has_out.any():
+        keep[:] = False
+    kept = np.flatnonzero(keep)
+    seg_len = (seg_last - seg_first + 1)[kept]
+    stride = seg_len + pad
+    base = np.cumsum(stride) - seg_len  # first real row of each kept instrument
+    n_rows = int(stride.sum())
+    slot = np.full(names.len(), -1, dtype=np.int64)  # instrument number -> kept number
+    slot[kept] = np.arange(kept.size)
+
+    t = _calendar_index(cal, frame["date"].to_numpy().astype("datetime64[D]"), frame["instrument"])
+    code = slot[names.search_sorted(frame["instrument"]).to_numpy()]
+    inside = code >= 0
+    inside[inside] &= (t[inside] >= seg_first[kept][code[inside]]) & (t[inside] <= seg_last[kept][code[inside]])
+    row = base[code[inside]] + (t[inside] - seg_first[kept][code[inside]])
+    if np.bincount(row, minlength=n_rows).max(initial=0) > 1:
+        dup = frame.filter(frame.select(["instrument", "date"]).is_duplicated()).row(0, named=True)
+        raise ValueError(f"bars has duplicate rows for instrument {dup['instrument']} on {dup['date']}")
+
+    real = _ranges(base, seg_len)
+    seg = np.full(n_rows, -1, dtype=np.int32)
+    seg[real] = np.repeat(np.arange(kept.size, dtype=np.int32), seg_len)
+    tt = np.zeros(n_rows, dtype=np.int32)
+    tt[real] = _ranges(seg_first[kept], seg_len)
+    columns: dict[str, pl.Series] = {
+        "_seg": pl.Series("_seg", seg),
+        "_t": pl.Series("_t", tt),
+        "_out": pl.Series("_out", (seg >= 0) & (tt >= s_idx) & (tt <= e_idx)),
+    }
+    if members is not None:
+        columns["_member"] = pl.Series("_member", _member_mask(members, cal, names, slot, base, seg_first[kept],
+                                                                seg_len, n_rows))  # fmt: skip
+    for name in sorted(fields):
+        if name not in present:
+            continue
+        values = np.full(n_rows, np.nan, dtype=np.float32)
+        values[row] = frame[name].fill_null(np.nan).to_numpy()[inside]
+        columns[f"${name}"] = pl.Series(f"${name}", values)
+    longest = int(seg_len.max()) if seg_len.size else 1
+    blocks = np.append(base - pad, n_rows)
+    return Layout(pl.DataFrame(columns), names.gather(kept), pl.Series("date", cal).cast(pl.Date), pad, longest,
+                  present, blocks)  # fmt: skip
+
+
+def _member_mask(
+    members: pl.DataFrame,
+    cal: np.ndarray,
+    names: pl.Series,
+    slot: np.ndarray,
+    base: np.ndarray,
+    seg_first: np.ndarray,
+    seg_len: np.ndarray,
+    n_rows: int,
+) -> np.ndarray:
+    """True on the rows whose (instrument, date) is in ``members``."""
+    if not {"instrument", "date"} <= set(members.columns):
+        raise ValueError(f"members must have instrument and date columns, it has {members.columns}")
+    m = members.select(pl.col("instrument").cast(pl.Utf8), pl.col("date").cast(pl.Date)).drop_nulls()
+    m = m.filter(pl.col("instrument").is_in(names.implode()))
+    days = m["date"].to_numpy().astype("datetime64[D]")
+    t = np.searchsorted(cal, days)
+    on_cal = (t < cal.size) & (cal[np.minimum(t, cal.size - 1)] == days)
+    code = slot[names.search_sorted(m["instrument"]).to_numpy()]
+    ok = on_cal & (code >= 0)
+    code, t = code[ok], t[ok]
+    age = t - seg_first[code]
+    ok = (age >= 0) & (age < seg_len[code])
+    mask = np.zeros(n_rows, dtype=bool)
+    mask[base[code[ok]] + age[ok]] = True
+    return mask
