@@ -29,7 +29,7 @@ HANDLERS = ("alpha360_rnn", "alpha158_20")
 def handler_upstream(handlers: tuple[str, ...] = HANDLERS) -> list[str]:
     """The assets the fitted ``handlers`` stand on: the bars, the feature and label tables of their feature
     sets (from the catalog) and the handler assets themselves."""
-    sets = dict.fromkeys([*(HANDLER_FEATURE_SET[h] for h in handlers), catalog.label_set().name])
+    sets = dict.fromkeys([*(get_handler_config(h).feature_set for h in handlers), catalog.label_set().name])
     return ["calendar", "universe", "bars", *(catalog.get(s).table for s in sets), *(f"dataset_{h}" for h in handlers)]
 
 

@@ -361,8 +361,14 @@ def pair_scaled(x: pl.Expr, y: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.E
     """(a, b, std x, std y) of ``_pair_moments``: window-independent, so shared by a family of windows."""
     both = x.is_not_null() & y.is_not_null()
     px, py = pl.when(both).then(x), pl.when(both).then(y)
-    sx, sy = px.std().replace(0.0, None), py.std().replace(0.0, None)
+    sx, sy = _power_of_two(px.std()), _power_of_two(py.std())
     return px / sx, py / sy, sx, sy
+
+
+def _power_of_two(scale: pl.Expr) -> pl.Expr:
+    """The power of two nearest ``scale`` (null for 0): dividing by it is exact, so a window's result does not
+    move in the last bit when the rows the scale is estimated from (the loaded span, the chunk) change."""
+    return (2.0 ** scale.replace(0.0, None).log(2).round()).cast(pl.Float64)
 
 
 def pair_moments(
