@@ -84,3 +84,22 @@ def test_every_suggested_selection_resolves(tmp_path: Path) -> None:
     assert any(s.startswith("key:dataset_") for s in suggested) and any(s.startswith("key:model_") for s in suggested)
     for selection in suggested:
         assert dg.AssetSelection.from_string(selection).resolve(graph), selection
+
+
+def test_loading_the_definitions_does_not_import_torch(tmp_path: Path) -> None:
+    """Bars and features runs never need torch (about 2 s to import): the training and scoring code is imported
+    inside the model assets' bodies."""
+    code = (
+        "import sys\n"
+        "from pipeline.definitions import build_definitions\n"
+        "from pipeline.settings import Settings\n"
+        "build_definitions(Settings.from_env())\n"
+        "import pipeline.cli\n"
+        "print('torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "PIPELINE_WAREHOUSE": str(tmp_path / "wh.duckdb"), "PIPELINE_SOURCE": SMALL_SOURCE}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"
