@@ -19,7 +19,7 @@ where Qlib gives NaN. Semantics are Qlib's, i.e. pandas ``rolling(n, min_periods
 window without a value gives null.
 
 Precision: pandas and Qlib's Cython kernels keep running sums, whose residue shows on near-constant windows
-after large values left them; the existing engine (``features.ops``) computes the exact values instead and
+after large values left them; the former numpy engine computed the exact values instead and
 matches Qlib on 99.996 % of cells, and so do these kernels. Sums that feed a cancellation-prone difference are
 taken either from Polars' ``rolling_var`` (accurate far beyond raw sums of squares, measured 2e-7 relative on
 1e9 +- 1 windows where raw sums lose every digit) or from weighted window sums (Polars computes a weighted
@@ -221,7 +221,7 @@ def regression_moments(
         centred = [k - (n + 1) / 2 for k in range(1, n + 1)]
         sxy = _weighted_sum(x0, centred) - ((n - 1) / 2 - newest) * s_y
     syy = x.rolling_var(_span(n), min_samples=1, ddof=0) * count
-    # today's value minus the window's mean; exactly 0 for a constant window (as features.ops), where the
+    # today's value minus the window's mean; exactly 0 for a constant window (as the former numpy engine), where the
     # rounding of a sum of large values (1e9: about 1e-6) would otherwise show
     flat = x.rolling_max(_span(n), min_samples=1) == x.rolling_min(_span(n), min_samples=1)
     dev = pl.when(flat).then(0.0).otherwise(x - s_y / count)

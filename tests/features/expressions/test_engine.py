@@ -9,7 +9,8 @@ import pytest
 from features.compare import compare_frames, summarize
 from features.expressions import UNBOUNDED, ExpressionError, compute_columns, families, parse, reach
 from features.expressions.compiler import Plan
-from tests.features.expressions.qlib_sets import LABEL, alpha158
+from features.qlib_sets import LABEL_COLUMNS as LABEL
+from features.qlib_sets import alpha158_columns as alpha158
 
 BOUNDED = [
     ("ma", "Mean($close, 5) / $close"), ("roc", "Ref($close, 7) / $close"), ("label", LABEL[0][1]),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from features.expressions import UNBOUNDED, Call, ExpressionError, Field, Literal, fields, parse, reach
-from tests.features.expressions.qlib_sets import LABEL, alpha158, alpha360
+from features.qlib_sets import LABEL_COLUMNS as LABEL
+from features.qlib_sets import alpha158_columns as alpha158
+from features.qlib_sets import alpha360_columns as alpha360
 
 
 def test_tree_of_a_kbar_expression():

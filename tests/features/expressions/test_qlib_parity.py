@@ -9,7 +9,9 @@ import pytest
 
 from features.compare import compare_frames, row_mismatch, summarize
 from features.expressions import compute_columns
-from tests.features.expressions.qlib_sets import LABEL, alpha158, alpha360
+from features.qlib_sets import LABEL_COLUMNS as LABEL
+from features.qlib_sets import alpha158_columns as alpha158
+from features.qlib_sets import alpha360_columns as alpha360
 
 SETS = {"alpha158": alpha158(), "alpha360": alpha360(), "label": LABEL}
 

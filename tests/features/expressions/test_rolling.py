@@ -155,7 +155,7 @@ def _qlib_regression(values: np.ndarray, n: int, what: str) -> np.ndarray:
         count = (n if n else t + 1) - na
         if count < 2:
             # exactly 0/0; Qlib's running sums leave a rounding residue in the numerator, so Qlib shows NaN or
-            # +-inf here by chance; the kernels (like features.ops) give NaN
+            # +-inf here by chance; the kernels give NaN
             out[t] = np.nan
             continue
         num = np.float64(count * xy_sum - x_sum * y_sum)
