@@ -6,12 +6,13 @@ Run with the Qlib environment (it has pyqlib; the project itself is not imported
 
 It generates a few instruments over a few hundred days with the cases operators trip on (runs of NaN, missing
 rows for suspensions, zeros, exact ties, very large and nearly constant values, a late start, an early end, a
-short instrument), writes them as a Qlib binary directory, evaluates every operator of the engine's table that
-Qlib 0.9.7 has (all but the cross-sectional CS*) over windows 1, 2, 5, 20 and 0 where legal with
-``qlib.data.D.features``, and saves bars, calendar and Qlib's output (one column per expression text) under
-tests/fixtures/features/operator_*.parquet. The query starts on the calendar's first day, so the expanding
-forms (N = 0, ``Ref(x, 0)``, ``Delta(x, 0)``) see each instrument's whole history, as the engine defines them.
-Nothing here comes from real market data.
+short instrument), writes them as a Qlib binary directory, evaluates with ``qlib.data.D.features`` every
+operator of the engine's table that Qlib 0.9.7 has (all but the cross-sectional CS*) over windows 1, 2, 5, 20
+and 0 where legal, plus the expressions of docs/examples/myfactors.yaml, and saves bars, calendar and Qlib's
+output (one column per expression text) under tests/fixtures/features/ (operator_bars, operator_calendar,
+qlib_operators .parquet). The query starts on the calendar's first day, so the expanding forms (N = 0,
+``Ref(x, 0)``, ``Delta(x, 0)``) see each instrument's whole history, as the engine defines them. Nothing here
+comes from real market data.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "tests" / "fixtures" / "features"
 N_DAYS = 320
 SEED = 20261202
-FIELDS = ("close", "volume", "x", "y")
+FIELDS = ("open", "high", "low", "close", "volume", "x", "y")
+EXAMPLE = REPO / "docs" / "examples" / "myfactors.yaml"  # its expressions are checked here too
 WINDOWS = (1, 2, 5, 20, 0)
 # Run through the operator objects directly (see _direct).
 DIRECT = frozenset({"Cov($x, $y, 0)"})
@@ -64,8 +66,16 @@ def expressions() -> list[str]:
     out += [f"Corr($close, Log($volume + 1), {n})" for n in (5, 20)] + ["Cov($close, $volume, 20)"]
     out += ["Mean($close > Ref($close, 1), 5)", "Sum(Greater($x, 0), 20)", "Rank(Abs($x), 5)"]
     out += ["Std(Mean($x, 5), 0)", "Mean(Ref($x, 0), 3)", "EMA(Delta($close, 1), 5)", "IdxMax(Ref($x, 2), 20)"]
+    out += [e for e in _example_expressions() if e not in out]
     assert len(set(out)) == len(out), "duplicate expressions"
     return out
+
+
+def _example_expressions() -> list[str]:
+    import yaml
+
+    sets = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    return [str(text).strip() for body in sets.values() for text in body.values()]
 
 
 def make_calendar() -> list[dt.date]:
@@ -122,6 +132,13 @@ def make_bars(calendar: list[dt.date]) -> pl.DataFrame:
     parts.append(_frame("SZ000005", 200, e))
 
     raw = pd.concat(parts, ignore_index=True).sort_values(["instrument", "t"])
+    # open/high/low around close from a second stream, so the draws above stay as they were
+    more = np.random.default_rng(SEED + 1)
+    prev = raw.groupby("instrument")["close"].shift(1).fillna(raw["close"]).to_numpy()
+    raw["open"] = np.round(prev * (1 + more.normal(0, 0.005, len(raw))), 2)
+    spread = np.round(np.abs(more.normal(0, 0.01, (2, len(raw)))) * raw["close"].to_numpy(), 2)
+    raw["high"] = np.maximum(raw["open"], raw["close"]) + spread[0]
+    raw["low"] = np.minimum(raw["open"], raw["close"]) - spread[1]
     raw["date"] = [calendar[t] for t in raw["t"]]
     frame = pl.from_pandas(raw.drop(columns="t"))
     # float32-rounded values, as Qlib stores them
