@@ -202,7 +202,8 @@ def qlib_output(root: Path, instruments: list[str], calendar: list[dt.date], exp
     frame = pl.from_pandas(df).rename({"datetime": "date"}).with_columns(pl.col("date").cast(pl.Date))
     direct = _direct([e for e in exprs if e in DIRECT], instruments, calendar)
     frame = frame.join(direct.with_columns(pl.col("date").cast(pl.Date)), on=["instrument", "date"], how="left")
-    return frame.select("instrument", "date", *exprs).sort(["instrument", "date"])
+    # Qlib's NaN as null (pl.from_pandas does so for the batch; the direct columns alike), +-inf kept
+    return frame.select("instrument", "date", *[pl.col(e).fill_nan(None) for e in exprs]).sort(["instrument", "date"])
 
 
 def main() -> int:
@@ -216,7 +217,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     bars.write_parquet(OUT / "operator_bars.parquet", compression="zstd", compression_level=19)
     pl.DataFrame({"date": calendar}).write_parquet(OUT / "operator_calendar.parquet")
-    # parquet keeps NaN and +-inf, so Qlib's missing values stay NaN (not null); column names are the texts
+    # column names are the expression texts
     result.write_parquet(OUT / "qlib_operators.parquet", compression="zstd", compression_level=19)
     for path in sorted(OUT.glob("*operator*.parquet")):
         print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
