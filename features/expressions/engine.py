@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
@@ -16,8 +17,10 @@ from features.expressions.parser import parse
 # Fields a column cannot do without unless told otherwise (today's Alpha158/Alpha360/label contract):
 # reading one that bars lacks is an error; any other absent (or all-null) field makes its columns all-null.
 DEFAULT_REQUIRED = ("open", "high", "low", "close", "volume")
-# Cells of intermediate columns per chunk of instruments (about 0.5 GB of float64).
+# Cells of intermediate columns of the chunks of instruments in flight (about 0.5 GB of float64).
 CHUNK_CELLS = 1 << 26
+# Chunks computed at once (at most the cores Polars uses).
+_WORKERS = max(1, min(2, pl.thread_pool_size()))
 
 
 def _empty(columns: Sequence[str]) -> pl.DataFrame:
@@ -94,9 +97,21 @@ def compute_columns(
     if cross:
         slices = [(0, layout.frame.height)]
     else:
-        slices = layout.chunks(max(4 * layout.pad, CHUNK_CELLS // max(1, len(plan.shared))))
+        # each of the workers holds one chunk's intermediates, so together they stay within CHUNK_CELLS
+        cells = CHUNK_CELLS // (_WORKERS * max(1, len(plan.shared)))
+        slices = layout.chunks(max(4 * layout.pad, cells))
     query = _query(plan, live, list(layout.frame.columns))
-    parts = [query(_with_constants(layout.frame.slice(o, n), plan)) for o, n in slices]
+
+    def run(piece: tuple[int, int]) -> pl.DataFrame:
+        return query(_with_constants(layout.frame.slice(*piece), plan))
+
+    # Much of a chunk's plan runs on one core (window contexts, sequential stages); Polars releases the GIL,
+    # so two chunks at once use both cores.
+    if len(slices) > 1 and _WORKERS > 1:
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            parts = list(pool.map(run, slices))
+    else:
+        parts = [run(piece) for piece in slices]
     result = pl.concat(parts) if len(parts) > 1 else parts[0]
     seg = result["_seg"].to_numpy()
     t = result["_t"].to_numpy()
