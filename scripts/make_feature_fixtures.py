@@ -141,7 +141,12 @@ def make_bars(calendar: list[dt.date]) -> pl.DataFrame:
     ).sort(["instrument", "date"])
 
 
-def write_qlib_bin(root: Path, bars: pl.DataFrame, calendar: list[dt.date]) -> None:
+BIN_FIELDS = ("open", "high", "low", "close", "volume", "factor", "change", "vwap")
+
+
+def write_qlib_bin(
+    root: Path, bars: pl.DataFrame, calendar: list[dt.date], fields: tuple[str, ...] = BIN_FIELDS
+) -> None:
     """Minimal Qlib binary writer: each field file = [first calendar index, values over first..last day]."""
     (root / "calendars").mkdir(parents=True)
     (root / "instruments").mkdir()
@@ -153,7 +158,7 @@ def write_qlib_bin(root: Path, bars: pl.DataFrame, calendar: list[dt.date]) -> N
         first, last = pos.min(), pos.max()
         folder = root / "features" / inst.lower()
         folder.mkdir(parents=True)
-        for field in ("open", "high", "low", "close", "volume", "factor", "change", "vwap"):
+        for field in fields:
             values = np.full(last - first + 1, np.nan, dtype="<f4")
             values[pos - first] = grp[field].fill_null(np.nan).to_numpy().astype("<f4")
             np.concatenate([[np.float32(first)], values]).astype("<f4").tofile(folder / f"{field}.day.bin")

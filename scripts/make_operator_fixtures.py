@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+# run as `python scripts/make_operator_fixtures.py`: its own folder is on sys.path
+import make_feature_fixtures as feature_fixtures
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -150,23 +152,8 @@ def make_bars(calendar: list[dt.date]) -> pl.DataFrame:
 
 
 def write_qlib_bin(root: Path, bars: pl.DataFrame, calendar: list[dt.date]) -> None:
-    """Minimal Qlib binary writer: each field file = [first calendar index, values over first..last day]."""
-    (root / "calendars").mkdir(parents=True)
-    (root / "instruments").mkdir()
-    (root / "calendars" / "day.txt").write_text("".join(f"{d}\n" for d in calendar))
-    index = {d: i for i, d in enumerate(calendar)}
-    lines = []
-    for (inst,), grp in bars.group_by(["instrument"], maintain_order=True):
-        pos = np.array([index[d] for d in grp["date"].to_list()])
-        first, last = pos.min(), pos.max()
-        folder = root / "features" / inst.lower()
-        folder.mkdir(parents=True)
-        for field in FIELDS:
-            values = np.full(last - first + 1, np.nan, dtype="<f4")
-            values[pos - first] = grp[field].fill_null(np.nan).to_numpy().astype("<f4")
-            np.concatenate([[np.float32(first)], values]).astype("<f4").tofile(folder / f"{field}.day.bin")
-        lines.append(f"{inst}\t{calendar[first]}\t{calendar[last]}\n")
-    (root / "instruments" / "all.txt").write_text("".join(lines))
+    """The fixture market as a Qlib binary directory (the feature fixtures' writer, over this market's fields)."""
+    feature_fixtures.write_qlib_bin(root, bars, calendar, tuple(FIELDS))
 
 
 def _direct(exprs: list[str], instruments: list[str], calendar: list[dt.date]) -> pl.DataFrame:
