@@ -85,14 +85,9 @@ class FeatureSetSpec:
     @cached_property
     def cross_sectional(self) -> bool:
         """Whether an expression uses a cross-sectional operator (per day over the universe's members)."""
-        from features.expressions import OPERATORS, Call
+        from features.expressions import cross_sectional
 
-        def uses(node: Any) -> bool:
-            if not isinstance(node, Call):
-                return False
-            return OPERATORS[node.op].kind == "cs" or any(uses(a) for a in node.args)
-
-        return any(uses(node) for node in self.nodes)
+        return any(cross_sectional(node) for node in self.nodes)
 
     @property
     def unbounded(self) -> bool:

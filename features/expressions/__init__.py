@@ -60,7 +60,7 @@ and ``Delta(x, 0)`` are ``UNBOUNDED``.
 
 from features.expressions.engine import DEFAULT_REQUIRED, compute_columns
 from features.expressions.nodes import UNBOUNDED, Call, ExpressionError, Field, Literal, Node, fields
-from features.expressions.operators import OPERATORS, reach
+from features.expressions.operators import OPERATORS, cross_sectional, reach
 from features.expressions.parser import parse
 
 __all__ = [
@@ -73,6 +73,7 @@ __all__ = [
     "Literal",
     "Node",
     "compute_columns",
+    "cross_sectional",
     "fields",
     "parse",
     "reach",

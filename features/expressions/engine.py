@@ -11,7 +11,7 @@ import polars as pl
 from features.expressions.compiler import Plan, constant_columns, flat_reach
 from features.expressions.layout import CalendarLike, DateLike, build_layout
 from features.expressions.nodes import Call, ExpressionError, Field, Node, fields, walk
-from features.expressions.operators import OPERATORS, dtype, reach
+from features.expressions.operators import cross_sectional, dtype, reach
 from features.expressions.parser import parse
 
 # Fields a column cannot do without unless told otherwise (today's Alpha158/Alpha360/label contract):
@@ -82,7 +82,7 @@ def compute_columns(
     lookback = max((reach(r)[0] for r in roots), default=0)
     horizon = max((reach(r)[1] for r in roots), default=0)
     pad = max((flat_reach(n) for r in roots for n in walk(r)), default=0)
-    cross = any(isinstance(n, Call) and OPERATORS[n.op].kind == "cs" for r in roots for n in walk(r))
+    cross = any(cross_sectional(r) for r in roots)
     layout = build_layout(
         bars, calendar, used, need, start, end, lookback=lookback, horizon=horizon, pad=max(pad, 1),
         keep_idle=cross, members=members if cross else None,

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from features.expressions.nodes import UNBOUNDED, Call, ExpressionError, Field, Literal, Node
+from features.expressions.nodes import UNBOUNDED, Call, ExpressionError, Field, Literal, Node, walk
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,11 @@ def _ema_reach(node: Call) -> int:
     if alpha >= 1.0:
         return 0
     return int(math.ceil(math.log(1e-9) / math.log(1.0 - alpha)))
+
+
+def cross_sectional(node: Node) -> bool:
+    """Whether the expression uses a cross-sectional operator (per day over the universe's members)."""
+    return any(isinstance(n, Call) and OPERATORS[n.op].kind == "cs" for n in walk(node))
 
 
 def reach(node: Node) -> tuple[int, int]:
