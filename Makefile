@@ -5,10 +5,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
-# One planned event per asset for a backfill range run, and a range run's per-partition materializations
-# written in batches, one transaction each (see pipeline/instance.py and pipeline/event_log.py).
-export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
-export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 
 .PHONY: run test ui lint bench benchmark clean-data
 

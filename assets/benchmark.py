@@ -13,7 +13,8 @@ from assets.models import handler_upstream
 from models.config import model_config_names
 from pipeline.metadata import frame_markdown
 from pipeline.resources import ComputeResource, MarketSourceResource, SegmentsResource, WarehouseResource
-from warehouse.feature_tables import trading_days
+from warehouse.feature_store import trading_days
+from workflow.benchmark_plan import FULL_SEEDS
 
 GROUP = "benchmark"
 
@@ -24,7 +25,7 @@ class BenchmarkConfig(dg.Config):
     models: list[str] = pydantic.Field(
         default_factory=lambda: list(model_config_names()), description="model configurations to train"
     )
-    seeds: list[int] = pydantic.Field(default_factory=lambda: [0, 1, 2, 3, 4], description="one run per seed")
+    seeds: list[int] = pydantic.Field(default_factory=lambda: list(FULL_SEEDS), description="one run per seed")
     max_epochs: int = pydantic.Field(
         default=0, description="cap on each configuration's n_epochs (0: Qlib's 200 with early stopping)"
     )
@@ -60,16 +61,9 @@ def benchmark_results(
     compute: ComputeResource,
 ) -> dg.MaterializeResult:
     # Imported here: they pull in torch and matplotlib (~2 s), which a CLI run of other assets never needs.
-    from evaluation.benchmark import (
-        BenchmarkPlan,
-        comparison_markdown,
-        evaluate_reference,
-        read_results,
-        read_runs,
-        results_markdown,
-        run_benchmark,
-    )
+    from evaluation.benchmark_table import comparison_markdown, results_markdown
     from evaluation.plots import benchmark_bars_png, png_markdown
+    from workflow.benchmark import BenchmarkPlan, evaluate_reference, read_results, read_runs, run_benchmark
 
     wh = warehouse.get()
     seg = segments.resolve(trading_days(wh), rolling=False)

@@ -3,10 +3,14 @@
 
 import dagster as dg
 import polars as pl
-import pydantic
 
-from evaluation.backtest import BacktestConfig
-from evaluation.workflow import (
+from evaluation.backtest import BACKTEST_WINDOW, BacktestConfig
+from features import catalog
+from pipeline.forms import config_form
+from pipeline.metadata import frame_markdown, line_plot_markdown
+from pipeline.resources import MarketSourceResource, SegmentsResource, WarehouseResource
+from warehouse.feature_store import trading_days
+from workflow.evaluation import (
     evaluate_backtest,
     evaluate_signal,
     leaderboard,
@@ -15,30 +19,13 @@ from evaluation.workflow import (
     store_backtest,
     store_signal,
 )
-from features import catalog
-from pipeline.metadata import frame_markdown, line_plot_markdown
-from pipeline.resources import MarketSourceResource, SegmentsResource, WarehouseResource
-from warehouse.feature_tables import trading_days
 
 GROUP = "evaluation"
 
 
-class BacktestRunConfig(dg.Config):
-    """TopkDropout strategy and exchange settings (Qlib's benchmark defaults)."""
-
-    topk: int = pydantic.Field(default=50, description="names held")
-    n_drop: int = pydantic.Field(default=5, description="names replaced each day")
-    hold_thresh: int = 1
-    risk_degree: float = 0.95
-    account: float = 100_000_000.0
-    limit_threshold: float = 0.095
-    open_cost: float = 0.0005
-    close_cost: float = 0.0015
-    min_cost: float = 5.0
-    trade_unit: int = 100
-
-    def to_backtest_config(self) -> BacktestConfig:
-        return BacktestConfig(**self.model_dump())
+# The Launchpad form of the backtest: every strategy and exchange setting of BacktestConfig (Qlib's benchmark
+# defaults); the window is the test segment.
+BacktestRunConfig = config_form("BacktestRunConfig", BacktestConfig(), exclude=BACKTEST_WINDOW)
 
 
 def _scores(warehouse: WarehouseResource, segments: SegmentsResource, model: str) -> tuple[pl.DataFrame, tuple]:
@@ -107,7 +94,7 @@ def build_backtest_asset(model: str) -> dg.AssetsDefinition:
         "`backtest_metrics`.",
     )
     def _backtest(
-        config: BacktestRunConfig,
+        config: BacktestRunConfig,  # type: ignore[valid-type]
         warehouse: WarehouseResource,
         segments: SegmentsResource,
         source: MarketSourceResource,
@@ -115,7 +102,7 @@ def build_backtest_asset(model: str) -> dg.AssetsDefinition:
         scores, window = _scores(warehouse, segments, model)
         # Qlib's workflow: the backtest covers the test segment, its first day (no score of the day before) included
         result = evaluate_backtest(
-            warehouse.get(), scores, source.benchmark_instrument(), config.to_backtest_config(), window
+            warehouse.get(), scores, source.benchmark_instrument(), BacktestConfig(**config.model_dump()), window
         )
         store_backtest(warehouse.get(), model, result)
         daily = result.daily.sort("date")

@@ -16,7 +16,7 @@ from features.catalog import FeatureSetSpec
 from features.checks import INF_FRACTION_WARN, NULL_FRACTION_WARN, WindowQuality, listed
 from pipeline.partitions import window_dates
 from pipeline.resources import WarehouseResource
-from warehouse.feature_tables import build_feature_window
+from workflow.features import build_feature_window
 
 GROUP = "features"
 ALL_NULL_CHECK = "no_unexpected_all_null_columns"

@@ -1,5 +1,6 @@
-"""Group ``handlers``: the fitted data handlers (processed datasets); group ``models``: one training asset per
-model configuration and one daily-partitioned scoring asset per model, all made by factories."""
+"""Group ``handlers``: the fitted data handlers (each handler's processor statistics); group ``models``: one
+training asset per model configuration and one daily-partitioned scoring asset per model, all made by
+factories."""
 
 import dataclasses
 from typing import Any
@@ -8,48 +9,38 @@ import dagster as dg
 import pydantic
 
 from features import catalog
-from models.config import ModelConfig, get_model_config, model_config_names
+from models.config import ModelConfig, get_model_config, model_config_names, model_handlers
 from pipeline.metadata import line_plot_markdown
 from pipeline.partitions import window_dates
 from pipeline.profiles import profile_overrides
 from pipeline.resources import ComputeResource, SegmentsResource, WarehouseResource
 from processing.config import get_handler_config
-from warehouse.feature_tables import FEATURE_TABLES, trading_days
+from warehouse.feature_store import FEATURE_TABLES
+from workflow.names import handler_asset, model_asset, predictions_asset
 
-# models.workflow (training, scoring) is imported inside the asset bodies: it pulls in torch (about 2 s), which
-# loading the definitions for a run of bars or features never needs.
+# workflow.training and workflow.scoring are imported inside the asset bodies: they pull in torch (about 2 s),
+# which loading the definitions for a run of bars or features never needs.
 
 # The fitted handlers have their own group: they are fitted on the train segment, not date-rangeable like
 # group `features`, so `--select 'group:features' --start .. --end ..` stays a pure range selection.
 GROUP_DATA = "handlers"
 GROUP = "models"
-HANDLERS = ("alpha360_rnn", "alpha158_20")
 
 
-def handler_upstream(handlers: tuple[str, ...] = HANDLERS) -> list[str]:
-    """The assets the fitted ``handlers`` stand on: the bars, the feature and label tables of their feature
-    sets (from the catalog) and the handler assets themselves."""
+def handler_upstream(handlers: tuple[str, ...] | None = None) -> list[str]:
+    """The assets the fitted ``handlers`` (default: those of the model configurations) stand on: the bars, the
+    feature and label tables of their feature sets (from the catalog) and the handler assets themselves."""
+    handlers = model_handlers() if handlers is None else handlers
     sets = dict.fromkeys([*(get_handler_config(h).feature_set for h in handlers), catalog.label_set().name])
-    return ["calendar", "universe", "bars", *(catalog.get(s).table for s in sets), *(f"dataset_{h}" for h in handlers)]
+    tables = [catalog.get(s).table for s in sets]
+    return ["calendar", "universe", "bars", *tables, *(handler_asset(h) for h in handlers)]
 
 
-# Runs tagged so (the daily_retrain job) train on a rolling window ending at the latest labelled day.
-ROLLING_TAG = "pipeline/segments"
-
-
-def _segments(context: dg.AssetExecutionContext, warehouse: WarehouseResource, segments: SegmentsResource):
-    from models.workflow import latest_labelled_day
-
-    wh = warehouse.get()
-    rolling = segments.rolling or context.run.tags.get(ROLLING_TAG) == "rolling"
-    return segments.resolve(trading_days(wh), latest_labelled_day(wh), rolling=rolling)
-
-
-def build_dataset_asset(handler: str) -> dg.AssetsDefinition:
+def build_handler_asset(handler: str) -> dg.AssetsDefinition:
     feature_table = FEATURE_TABLES[get_handler_config(handler).feature_set]
 
     @dg.asset(
-        name=f"dataset_{handler}",
+        name=handler_asset(handler),
         group_name=GROUP_DATA,
         code_version="1",
         kinds={"polars", "duckdb"},
@@ -57,12 +48,12 @@ def build_dataset_asset(handler: str) -> dg.AssetsDefinition:
         description=f"The `{handler}` data handler: its processors fitted on the fit window (the train segment), "
         "statistics stored in table `handlers` so that training and scoring apply the same transform.",
     )
-    def _dataset(
+    def _handler(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, segments: SegmentsResource
     ) -> dg.MaterializeResult:
-        from models.workflow import fit_and_store_handler
+        from workflow.handlers import fit_and_store_handler
 
-        seg = _segments(context, warehouse, segments)
+        seg = segments.for_run(context, warehouse.get())
         fit = fit_and_store_handler(warehouse.get(), handler, seg)
         context.log.info(f"{handler}: fitted on {fit.fit_start}..{fit.fit_end}, version {fit.version}")
         return dg.MaterializeResult(
@@ -76,7 +67,7 @@ def build_dataset_asset(handler: str) -> dg.AssetsDefinition:
             data_version=dg.DataVersion(fit.version),
         )
 
-    return _dataset
+    return _handler
 
 
 def model_config_class(name: str, base: ModelConfig) -> type[dg.Config]:
@@ -95,12 +86,12 @@ def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
     feature_table = FEATURE_TABLES[get_handler_config(base.handler).feature_set]
 
     @dg.asset(
-        name=f"model_{name}",
+        name=model_asset(name),
         group_name=GROUP,
         code_version="1",
         kinds={"pytorch"},
         pool="training",
-        deps=[f"dataset_{base.handler}", feature_table, catalog.label_set().table],
+        deps=[handler_asset(base.handler), feature_table, catalog.label_set().table],
         description=f"Trains `{name}` ({base.model.upper()} on {base.handler}, {base.layout} view) on the "
         "train segment with early stopping on valid; stores the artifact (weights, config, processor statistics) "
         "and registers it in table `models`.",
@@ -112,12 +103,12 @@ def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
         segments: SegmentsResource,
         compute: ComputeResource,
     ) -> dg.MaterializeResult:
-        from models.workflow import train_and_store
+        from workflow.training import train_and_store
 
         cfg = ModelConfig.from_dict(config.model_dump())
-        seg = _segments(context, warehouse, segments)
+        seg = segments.for_run(context, warehouse.get())
         context.log.info(
-            f"{name}: profile {compute.profile}, up to {cfg.n_epochs} epochs"
+            f"{name}: profile {profile} (Launchpad values over it), up to {cfg.n_epochs} epochs"
             + (f" of at most {cfg.max_batches_per_epoch} batches" if cfg.max_batches_per_epoch else "")
             + f", hidden {cfg.hidden_size} x {cfg.num_layers} layers, device {compute.device}"
         )
@@ -159,21 +150,21 @@ def build_predictions_asset(name: str, profile: str, partitions: dg.PartitionsDe
     lookback = dg.TimeWindowPartitionMapping(start_offset=-30, end_offset=0)
 
     @dg.asset(
-        name=f"predictions_{name}",
+        name=predictions_asset(name),
         group_name=GROUP,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool="warehouse",
         code_version="1",
         kinds={"pytorch", "duckdb"},
-        deps=[f"model_{name}", dg.AssetDep(feature_table, partition_mapping=lookback)],
+        deps=[model_asset(name), dg.AssetDep(feature_table, partition_mapping=lookback)],
         description=f"Scores of `{name}`'s registered artifact for each day of the partition window, table "
         "`predictions(model, model_version, instrument, date, score)`; `model_version` names the artifact.",
     )
     def _predictions(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, compute: ComputeResource
     ) -> dg.MaterializeResult:
-        from models.workflow import score_window
+        from workflow.scoring import score_window
 
         start, end = window_dates(context)
         report = score_window(warehouse.get(), name, start, end, device=compute.device, log=context.log)
@@ -191,7 +182,7 @@ def build_predictions_asset(name: str, profile: str, partitions: dg.PartitionsDe
 
 
 def build_model_assets(partitions: dg.PartitionsDefinition, profile: str) -> list[dg.AssetsDefinition]:
-    assets = [build_dataset_asset(h) for h in HANDLERS]
+    assets = [build_handler_asset(h) for h in model_handlers()]
     assets += [build_model_asset(n, profile) for n in model_config_names()]
     assets += [build_predictions_asset(n, profile, partitions) for n in model_config_names()]
     return assets

@@ -129,7 +129,7 @@ def run_one(view: str, n_inst: int, n_days: int) -> dict:
     handler = fit_handler(config, features, labels, *segs["train"], membership=membership)
     fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
-    sets = build_segments(handler, features, labels, segs, view=view, step_len=20, membership=membership)
+    sets = build_segments(handler, features, labels, segs, layout=view, step_len=20, membership=membership)
     build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = hwm_mb()
 

@@ -47,10 +47,10 @@ def main() -> None:
 
     t0 = time.perf_counter()
     from pipeline.definitions import build_definitions
-    from pipeline.resources import _open_cached
+    from pipeline.resources import open_source_cached
     from pipeline.settings import Settings
-    from warehouse.feature_tables import build_feature_window
     from warehouse.store import Warehouse
+    from workflow.features import build_feature_window
 
     rows.append(("in-process imports (definitions, warehouse)", time.perf_counter() - t0))
     settings = Settings.from_env()
@@ -58,7 +58,7 @@ def main() -> None:
     build_definitions(settings)
     rows.append(("build_definitions", time.perf_counter() - t0))
     t0 = time.perf_counter()
-    _open_cached(settings.source, settings.on_bad_file).calendar()
+    open_source_cached(settings.source, settings.on_bad_file).calendar()
     rows.append(("open source + calendar", time.perf_counter() - t0))
 
     warehouse = Warehouse(settings.warehouse)

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_scoring.py --warehouse /work/csi300/warehouse.duckdb
     .venv/bin/python bench/bench_scoring.py --warehouse ... --model gru --threads 1,2 --batch-size 800
 
-The phases are the ones ``models.workflow.score_window`` runs, timed one by one:
+The phases are the ones ``workflow.scoring.score_window`` runs, timed one by one:
 
 * read: the test segment's Alpha360 features (plus the history before it) and labels from DuckDB;
 * process: the fitted handler's processors (the warehouse's stored ``alpha360_rnn`` state);
@@ -38,9 +38,11 @@ from models.batches import bad_input_mask  # noqa: E402
 from models.config import get_model_config  # noqa: E402
 from models.networks import build_network  # noqa: E402
 from models.scoring import predict  # noqa: E402
-from models.workflow import HANDLER_FEATURE_SET, _history_start, load_handler, read_membership, read_panel  # noqa: E402
+from processing.config import get_handler_config  # noqa: E402
 from processing.dataset import build_flat_samples  # noqa: E402
 from warehouse.store import Warehouse  # noqa: E402
+from workflow.handlers import load_handler  # noqa: E402
+from workflow.panels import history_start, read_membership, read_panel  # noqa: E402
 
 QLIB_SECONDS = "47-58 s"
 
@@ -63,8 +65,8 @@ def main() -> None:
     phases: dict[str, float] = {}
     t = time.perf_counter()
     _, _, fitted = load_handler(source, config.handler)
-    feature_set = HANDLER_FEATURE_SET[config.handler]
-    features, labels = read_panel(source, feature_set, _history_start(source, start, 0), end)
+    feature_set = get_handler_config(config.handler).feature_set
+    features, labels = read_panel(source, feature_set, history_start(source, start, 0), end)
     membership = read_membership(source)
     phases["read"] = time.perf_counter() - t
     t = time.perf_counter()

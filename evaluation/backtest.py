@@ -34,7 +34,7 @@ import dataclasses
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,24 +45,31 @@ from evaluation.market import MarketPanel, build_panel, calendar_from_bars, look
 from evaluation.risk import risk_analysis
 from evaluation.topk_dropout import select
 
+# The window fields of BacktestConfig: set from the test segment (assets) or --start / --end (CLI).
+BACKTEST_WINDOW = ("start_date", "end_date")
+
 
 @dataclass(frozen=True)
 class BacktestConfig:
     """Strategy and exchange settings; the defaults are Qlib's benchmark workflow (CSI300, TopkDropout 50/5)."""
 
-    topk: int = 50
-    n_drop: int = 5
-    hold_thresh: int = 1
-    only_tradable: bool = False
-    forbid_all_trade_at_limit: bool = True
-    risk_degree: float = 0.95
-    account: float = 100_000_000.0
-    deal_price: str = "close"
-    limit_threshold: float | None = 0.095
-    open_cost: float = 0.0005
-    close_cost: float = 0.0015
-    min_cost: float = 5.0
-    trade_unit: int | None = 100
+    topk: int = field(default=50, metadata={"help": "names held"})
+    n_drop: int = field(default=5, metadata={"help": "names replaced each day"})
+    hold_thresh: int = field(default=1, metadata={"help": "days a name is held before it may be sold"})
+    only_tradable: bool = field(default=False, metadata={"help": "rank only names tradable on the day"})
+    forbid_all_trade_at_limit: bool = field(
+        default=True, metadata={"help": "no buy at the up limit and no sell at the down limit"}
+    )
+    risk_degree: float = field(default=0.95, metadata={"help": "fraction of the account invested"})
+    account: float = field(default=100_000_000.0, metadata={"help": "initial cash"})
+    deal_price: str = field(default="close", metadata={"help": "bars column trades are priced at"})
+    limit_threshold: float | None = field(
+        default=0.095, metadata={"help": "price-limit move that blocks trading (none: no limit)"}
+    )
+    open_cost: float = field(default=0.0005, metadata={"help": "cost rate of a buy"})
+    close_cost: float = field(default=0.0015, metadata={"help": "cost rate of a sell"})
+    min_cost: float = field(default=5.0, metadata={"help": "minimum cost of a trade"})
+    trade_unit: int | None = field(default=100, metadata={"help": "shares per lot (none: fractional shares)"})
     start_date: dt.date | None = None
     end_date: dt.date | None = None
 
@@ -162,7 +169,7 @@ def _trade_days(calendar: np.ndarray, scores: pl.DataFrame, config: BacktestConf
     """Index range [first, last] of the report's trading days: those in [start_date, end_date]. A date left None
     follows PortAnaRecord's rule for a backtest config without start_time / end_time: the first score date, and
     the trading day before the last score date. (Qlib's benchmark workflows set both to the test segment, which is
-    what ``evaluation.workflow.evaluate_backtest`` does.)"""
+    what ``workflow.evaluation.evaluate_backtest`` does.)"""
     if config.start_date is not None:
         first = int(np.searchsorted(calendar, np.datetime64(config.start_date, "D"), "left"))
     else:

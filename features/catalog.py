@@ -8,13 +8,12 @@ assets, the tables, the handlers' accepted sets, the jobs and the CLI read this 
 one entry here (built-in) or one YAML file (``features.user_sets``).
 
 The catalog in force is the one the code location loaded: ``activate(path)`` (called by
-``pipeline.definitions.build_definitions`` with ``Settings.features``) builds it; before that, ``active()``
-builds it from the environment's ``PIPELINE_FEATURES``.
+``pipeline.definitions.build_definitions`` with ``Settings.features``, the parsed ``PIPELINE_FEATURES``) builds
+it; before any activation, ``active()`` is the built-in sets alone.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -155,9 +154,9 @@ def activate(path: str | None) -> dict[str, FeatureSetSpec]:
 
 
 def active() -> dict[str, FeatureSetSpec]:
-    """The catalog in force (built from ``PIPELINE_FEATURES`` on first use if nothing activated one)."""
+    """The catalog in force (the built-in sets if nothing activated one)."""
     if "sets" not in _ACTIVE:
-        activate((os.environ.get("PIPELINE_FEATURES") or "").strip() or None)
+        activate(None)
     return _ACTIVE["sets"]
 
 

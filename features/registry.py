@@ -8,8 +8,9 @@ import polars as pl
 
 from features import catalog
 from features.catalog import CatalogView, FeatureSetSpec
+from features.dates import DateLike
 from features.expressions import compute_columns
-from features.expressions.layout import CalendarLike, DateLike
+from features.expressions.grid import CalendarLike
 
 # name -> the catalog record of every set in force (built-ins and PIPELINE_FEATURES sets).
 FEATURE_SETS: CatalogView[FeatureSetSpec] = CatalogView(lambda spec: spec)
@@ -34,8 +35,8 @@ def compute_features(
     name: str,
     bars: pl.DataFrame | pl.LazyFrame,
     calendar: CalendarLike,
-    start: DateLike = None,
-    end: DateLike = None,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
     *,
     members: pl.DataFrame | None = None,
 ) -> pl.DataFrame:

@@ -12,8 +12,9 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any
 
+from processing.samples import LAYOUTS
+
 MODEL_TYPES = ("lstm", "gru", "alstm")
-LAYOUTS = ("flat", "sequence")
 NAN_POLICIES = ("error", "drop")
 OPTIMIZERS = ("adam", "gd")
 
@@ -115,7 +116,7 @@ _ALPHA158_20 = {
     "lr": 1e-3,
 }
 
-NAMED_CONFIGS: dict[str, ModelConfig] = {
+MODEL_CONFIGS: dict[str, ModelConfig] = {
     "lstm": ModelConfig(name="lstm", model="lstm", **_ALPHA360),
     # Qlib's non-TS GRU drops every train / valid row with a NaN feature or label.
     "gru": ModelConfig(name="gru", model="gru", nan_policy="drop", **_ALPHA360),
@@ -127,13 +128,18 @@ NAMED_CONFIGS: dict[str, ModelConfig] = {
 
 
 def model_config_names() -> tuple[str, ...]:
-    return tuple(NAMED_CONFIGS)
+    return tuple(MODEL_CONFIGS)
 
 
 def get_model_config(name: str, **overrides: Any) -> ModelConfig:
     """The named benchmark configuration (lstm, gru, alstm, lstm_ts, gru_ts, alstm_ts) with ``overrides``."""
     try:
-        base = NAMED_CONFIGS[name]
+        base = MODEL_CONFIGS[name]
     except KeyError:
-        raise ValueError(f"unknown model config {name!r}; valid names: {list(NAMED_CONFIGS)}") from None
+        raise ValueError(f"unknown model config {name!r}; valid names: {list(MODEL_CONFIGS)}") from None
     return base.replace(**overrides) if overrides else base
+
+
+def model_handlers() -> tuple[str, ...]:
+    """The handlers the model configurations train on, in configuration order (one fitted handler asset each)."""
+    return tuple(dict.fromkeys(c.handler for c in MODEL_CONFIGS.values()))

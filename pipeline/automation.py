@@ -1,25 +1,24 @@
 """Jobs, the daily schedule and the new-data sensor.
 
 * ``daily_update``: bars, features and labels of the recent days, and the day's scores with the current
-  models. Its runs cover a short range ending today (``PIPELINE_REFRESH_DAYS`` calendar days, default 14):
+  models. Its runs cover a short range ending today (``Settings.refresh_days`` calendar days, default 14):
   labels need two later trading days, so the labels of the days before today only become known now.
 * ``daily_retrain``: the same plus the handlers and models retrained on a rolling window ending at the latest
   labelled day, then the evaluation.
 * ``daily_schedule``: on each trading day after the close (market time zone) requests one of the two, the
-  retrain every ``PIPELINE_RETRAIN_EVERY`` trading days (default 1: daily). Days that are not in the source's
+  retrain every ``Settings.retrain_every`` trading days (default 1: daily). Days that are not in the source's
   calendar are skipped with a reason, not failed.
 * ``new_data_sensor``: watches the source's calendar; when new trading days appear it requests the matching
   partitions.
 """
 
 import datetime as dt
-import os
 import zoneinfo
 
 import dagster as dg
 
 from features import catalog
-from pipeline.resources import _open_cached
+from pipeline.resources import ROLLING_SEGMENTS_TAG, open_source_cached
 from pipeline.settings import Settings
 from warehouse.sources import open_source
 
@@ -55,7 +54,7 @@ def build_jobs(model_names: list[str]) -> list:
             selection=retrain,
             description="daily_update, then refit the handlers, retrain every model on a rolling window "
             "ending at the latest labelled day, rescore and re-evaluate.",
-            tags={"pipeline/segments": "rolling"},
+            tags={ROLLING_SEGMENTS_TAG: "rolling"},
         ),
         dg.define_asset_job(
             "benchmark",
@@ -73,11 +72,7 @@ RELOAD_HINT = (
 
 
 def build_schedule(settings: Settings, last_partition: dt.date | None = None) -> dg.ScheduleDefinition:
-    retrain_every = int(os.environ.get("PIPELINE_RETRAIN_EVERY", "1"))
-    refresh_days = int(os.environ.get("PIPELINE_REFRESH_DAYS", "14"))
-    cron = os.environ.get("PIPELINE_SCHEDULE_CRON", "30 16 * * 1-5")  # after the 15:00 close
-    if retrain_every < 1:
-        raise ValueError(f"PIPELINE_RETRAIN_EVERY must be >= 1, got {retrain_every}")
+    retrain_every, refresh_days, cron = settings.retrain_every, settings.refresh_days, settings.schedule_cron
 
     @dg.schedule(
         name="daily_schedule",
@@ -131,7 +126,7 @@ def build_sensor(settings: Settings, last_partition: dt.date | None = None) -> d
     )
     def new_data_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
         calendar = open_source(settings.source, settings.on_bad_file).calendar()
-        _open_cached.cache_clear()
+        open_source_cached.cache_clear()
         last_seen = dt.date.fromisoformat(context.cursor) if context.cursor else None
         request = plan_new_data_run(calendar, last_seen, last_partition)
         beyond = [d for d in calendar if last_partition is not None and d > last_partition]

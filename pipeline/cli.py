@@ -21,8 +21,10 @@ import sys
 import dagster as dg
 
 from pipeline import cli_features
+from pipeline.forms import add_flags, from_flags
 from pipeline.instance import persistent_instance
 from pipeline.settings import Settings
+from workflow.benchmark_plan import CPU_MAX_EPOCHS, CPU_SEEDS, FULL_SEEDS, default_budget
 
 
 def _date(text: str) -> dt.date:
@@ -43,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("summary", help="print what the warehouse holds")
     bm = sub.add_parser("benchmark", help="Qlib's benchmark table: every model x seeds, mean ± std")
     bm.add_argument("--models", help="comma-separated configurations (default: all six)")
-    bm.add_argument("--seeds", help=f"comma-separated seeds (default: {GPU_SEEDS} with CUDA, {CPU_SEEDS} on the CPU)")
+    bm.add_argument("--seeds", help=f"comma-separated seeds (default: {_seeds_text(FULL_SEEDS)} with CUDA, "
+                    f"{_seeds_text(CPU_SEEDS)} on the CPU)")  # fmt: skip
     bm.add_argument(
         "--max-epochs",
         type=int,
@@ -67,16 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--end", type=_date, help="last day of the backtest and of the signal analysis (default: the file's last)"
     )
     bt.add_argument("--benchmark", help="benchmark instrument (default: PIPELINE_BENCHMARK or the source's own)")
-    bt.add_argument("--topk", type=int, default=50)
-    bt.add_argument("--n-drop", type=int, default=5)
-    bt.add_argument("--hold-thresh", type=int, default=1)
-    bt.add_argument("--risk-degree", type=float, default=0.95)
-    bt.add_argument("--account", type=float, default=100_000_000.0)
-    bt.add_argument("--limit-threshold", type=float, default=0.095)
-    bt.add_argument("--open-cost", type=float, default=0.0005)
-    bt.add_argument("--close-cost", type=float, default=0.0015)
-    bt.add_argument("--min-cost", type=float, default=5.0)
-    bt.add_argument("--trade-unit", type=int, default=100)
+    from evaluation.backtest import BACKTEST_WINDOW, BacktestConfig
+
+    add_flags(bt, BacktestConfig(), exclude=BACKTEST_WINDOW)
     cli_features.add_parser(sub)
     return parser
 
@@ -85,12 +81,12 @@ def backtest_scores(args: argparse.Namespace, settings: Settings | None = None) 
     """The `backtest` command: the same functions the evaluation assets use, on a score file."""
     import polars as pl
 
-    from evaluation.backtest import BacktestConfig
+    from evaluation.backtest import BACKTEST_WINDOW, BacktestConfig
     from evaluation.scores_file import load_scores, validate_scores
-    from evaluation.workflow import evaluate_backtest, evaluate_signal, evaluation_summary, read_labels
     from pipeline.resources import MarketSourceResource
-    from warehouse.feature_tables import trading_days
+    from warehouse.feature_store import trading_days
     from warehouse.store import Warehouse
+    from workflow.evaluation import evaluate_backtest, evaluate_signal, evaluation_summary, read_labels
 
     settings = settings or Settings.from_env()
     warehouse = Warehouse(settings.warehouse)
@@ -120,27 +116,15 @@ def backtest_scores(args: argparse.Namespace, settings: Settings | None = None) 
             uri=settings.source, universe=settings.universe, benchmark=settings.benchmark
         ).benchmark_instrument()
     )
-    config = BacktestConfig(
-        topk=args.topk,
-        n_drop=args.n_drop,
-        hold_thresh=args.hold_thresh,
-        risk_degree=args.risk_degree,
-        account=args.account,
-        limit_threshold=args.limit_threshold,
-        open_cost=args.open_cost,
-        close_cost=args.close_cost,
-        min_cost=args.min_cost,
-        trade_unit=args.trade_unit,
-    )
+    config = from_flags(BacktestConfig, args, BacktestConfig(), exclude=BACKTEST_WINDOW)
     window = (args.start or in_window["date"].min(), args.end or in_window["date"].max())
     signal = evaluate_signal(in_window, read_labels(warehouse, *window))
     result = evaluate_backtest(warehouse, scores, benchmark, config, window)
     return evaluation_summary(signal.metrics, result.metrics)
 
 
-# The benchmark's default budget: Qlib's full protocol with CUDA; a reduced one on the CPU (documented in the
-# README), where one Alpha360 epoch over CSI300 2010-2016 takes minutes per model.
-GPU_SEEDS, CPU_SEEDS, CPU_MAX_EPOCHS = "0,1,2,3,4", "0,1", 1
+def _seeds_text(seeds: tuple[int, ...]) -> str:
+    return ",".join(map(str, seeds))
 
 
 def upstream_selection() -> str:
@@ -163,20 +147,22 @@ def benchmark(args: argparse.Namespace, settings: Settings | None = None) -> int
     import subprocess
     from pathlib import Path
 
-    from evaluation.benchmark import comparison_markdown, read_results, results_markdown
+    from evaluation.benchmark_table import comparison_markdown, results_markdown
     from models.config import model_config_names
     from models.training import resolve_device
     from pipeline.definitions import build_resources
     from pipeline.resources import SegmentsResource
     from pipeline.settings import REPO_ROOT
-    from warehouse.feature_tables import trading_days
+    from warehouse.feature_store import trading_days
     from warehouse.store import Warehouse
+    from workflow.benchmark import read_results
 
     settings = settings or Settings.from_env()
     cuda = resolve_device(settings.device) == "cuda"
     models = [m.strip() for m in (args.models or ",".join(model_config_names())).split(",") if m.strip()]
-    seeds = _int_list(args.seeds or (GPU_SEEDS if cuda else CPU_SEEDS), "seeds")
-    max_epochs = args.max_epochs if args.max_epochs is not None else (0 if cuda else CPU_MAX_EPOCHS)
+    default_seeds, default_epochs = default_budget(cuda)
+    seeds = _int_list(args.seeds, "seeds") if args.seeds else list(default_seeds)
+    max_epochs = args.max_epochs if args.max_epochs is not None else default_epochs
     print(
         f"benchmark: models {', '.join(models)}; seeds {seeds}; epochs "
         f"{'capped at ' + str(max_epochs) if max_epochs else 'as configured'}; device "
@@ -260,11 +246,11 @@ def materialize(
     run_config: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
     from pipeline.definitions import build_definitions
-    from pipeline.resources import _open_cached
+    from pipeline.resources import open_source_cached
 
     settings = settings or Settings.from_env()
     defs = build_definitions(settings)
-    calendar = _open_cached(settings.source, settings.on_bad_file).calendar()
+    calendar = open_source_cached(settings.source, settings.on_bad_file).calendar()
     start, end = snap_to_calendar(calendar, start, end)
     selection = dg.AssetSelection.from_string(select)
     repo = defs.get_repository_def()

@@ -18,24 +18,14 @@ from pipeline.resources import (
     MarketSourceResource,
     SegmentsResource,
     WarehouseResource,
-    _open_cached,
+    open_source_cached,
 )
-from pipeline.segments import parse_segments
 from pipeline.settings import Settings
+from workflow.segments import parse_segments
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    segments = SegmentsResource()
-    if settings.segments:
-        seg = parse_segments(settings.segments)
-        segments = SegmentsResource(
-            train_start=seg.train[0].isoformat(),
-            train_end=seg.train[1].isoformat(),
-            valid_start=seg.valid[0].isoformat(),
-            valid_end=seg.valid[1].isoformat(),
-            test_start=seg.test[0].isoformat(),
-            test_end=seg.test[1].isoformat(),
-        )
+    segments = SegmentsResource.from_segments(parse_segments(settings.segments)) if settings.segments else None
     return {
         "warehouse": WarehouseResource(path=settings.warehouse),
         "source": MarketSourceResource(
@@ -44,8 +34,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             benchmark=settings.benchmark,
             on_bad_file=settings.on_bad_file,
         ),
-        "compute": ComputeResource(device=settings.device, profile=settings.profile),
-        "segments": segments,
+        "compute": ComputeResource(device=settings.device),
+        "segments": segments or SegmentsResource(),
     }
 
 
@@ -53,7 +43,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     # The feature sets first: a bad PIPELINE_FEATURES file fails the load before anything else is touched.
     catalog.activate(settings.features)
-    source = _open_cached(settings.source, settings.on_bad_file)
+    source = open_source_cached(settings.source, settings.on_bad_file)
     source.check_universe(settings.universe)
     trading_days = source.calendar()
     partitions = daily_partitions(trading_days[0], trading_days[-1], settings.timezone)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.segments import Segments, default_segments
+from warehouse.feature_store import trading_days
 from warehouse.sources import BarSource, open_source
 from warehouse.store import Warehouse
+from workflow.panels import latest_labelled_day
+from workflow.segments import SEGMENT_NAMES, Segments, resolve_segments
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -28,8 +30,10 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 @lru_cache(maxsize=8)
-def _open_cached(uri: str, on_bad_file: str) -> BarSource:
-    # The synthetic market is generated in memory; build it once per process.
+def open_source_cached(uri: str, on_bad_file: str) -> BarSource:
+    """``open_source``, once per process and arguments: the synthetic market is generated in memory, and a
+    definitions load and the run it starts read the same calendar. ``open_source_cached.cache_clear()`` sees new
+    days (the sensor does)."""
     return open_source(uri, on_bad_file)
 
 
@@ -42,24 +46,27 @@ class MarketSourceResource(dg.ConfigurableResource):
     on_bad_file: str = "fail"
 
     def open(self) -> BarSource:
-        return _open_cached(self.uri, self.on_bad_file)
+        return open_source_cached(self.uri, self.on_bad_file)
 
     def benchmark_instrument(self) -> str | None:
         return self.benchmark or self.open().default_benchmark()
 
 
 class ComputeResource(dg.ConfigurableResource):
-    """Training device: auto (CUDA when present), cpu or cuda; and the training profile."""
+    """Training and scoring device: auto (CUDA when present), cpu or cuda."""
 
     device: str = "auto"
-    profile: str = "benchmark"
+
+
+# Runs with this tag (the daily_retrain job's) train on segments rolling up to the latest labelled day.
+ROLLING_SEGMENTS_TAG = "pipeline/segments"
 
 
 class SegmentsResource(dg.ConfigurableResource):
     """Train / valid / test segments (inclusive dates, YYYY-MM-DD). Unset dates default from the calendar
     (nine years or more: 7 train, 2 valid, rest test; shorter: 60/20/20 %). With ``rolling``, the valid
     segment ends at the latest labelled day and train precedes it, each as long as the defaults: that is
-    what the scheduled retraining uses."""
+    what the scheduled retraining uses (see ``workflow.segments``)."""
 
     train_start: str | None = None
     train_end: str | None = None
@@ -69,35 +76,25 @@ class SegmentsResource(dg.ConfigurableResource):
     test_end: str | None = None
     rolling: bool = False
 
+    def _dates(self) -> dict[str, tuple[str | None, str | None]]:
+        return {n: (getattr(self, f"{n}_start"), getattr(self, f"{n}_end")) for n in SEGMENT_NAMES}
+
     def evaluation_window(self, calendar: list[dt.date]) -> tuple[dt.date, dt.date]:
         """The test segment as configured (never rolling): the window signal analysis and backtests cover."""
-        return SegmentsResource(**{**self.model_dump(), "rolling": False}).resolve(calendar).test
+        return self.resolve(calendar, rolling=False).test
 
     def resolve(
         self, calendar: list[dt.date], latest_labelled: dt.date | None = None, rolling: bool | None = None
     ) -> Segments:
-        base = default_segments(calendar)
-        if (self.rolling if rolling is None else rolling) and latest_labelled is not None:
-            days = [d for d in calendar if d <= latest_labelled]
-            n_valid = sum(1 for d in calendar if base.valid[0] <= d <= base.valid[1])
-            n_train = sum(1 for d in calendar if base.train[0] <= d <= base.train[1])
-            if len(days) < n_valid + 30:
-                raise ValueError(f"rolling segments need more than {n_valid + 30} labelled days, have {len(days)}")
-            valid = (days[-n_valid], days[-1])
-            train = (days[max(0, len(days) - n_valid - n_train)], days[-n_valid - 1])
-            later = [d for d in calendar if d > valid[1]]
-            test = (later[0], calendar[-1]) if later else (valid[1] + dt.timedelta(days=1),) * 2
-            return Segments(train=train, valid=valid, test=test)
-        pick = {
-            "train": (self.train_start, self.train_end),
-            "valid": (self.valid_start, self.valid_end),
-            "test": (self.test_start, self.test_end),
-        }
-        out = {}
-        for name, (lo, hi) in pick.items():
-            default = getattr(base, name)
-            out[name] = (
-                dt.date.fromisoformat(lo) if lo else default[0],
-                dt.date.fromisoformat(hi) if hi else default[1],
-            )
-        return Segments(**out)
+        rolling = self.rolling if rolling is None else rolling
+        return resolve_segments(calendar, self._dates(), rolling=rolling, latest_labelled=latest_labelled)
+
+    def for_run(self, context: dg.AssetExecutionContext, warehouse: Warehouse) -> Segments:
+        """The segments of the run ``context`` belongs to: rolling when configured or when the run is tagged so."""
+        rolling = self.rolling or context.run.tags.get(ROLLING_SEGMENTS_TAG) == "rolling"
+        return self.resolve(trading_days(warehouse), latest_labelled_day(warehouse), rolling=rolling)
+
+    @classmethod
+    def from_segments(cls, segments: Segments) -> SegmentsResource:
+        return cls(**{f"{n}_{end}": getattr(segments, n)[i].isoformat() for n in SEGMENT_NAMES
+                      for i, end in enumerate(("start", "end"))})  # fmt: skip

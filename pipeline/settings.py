@@ -29,6 +29,11 @@ class Settings:
     max_bad_price_fraction: float = 0.001
     # PIPELINE_FEATURES: a YAML file of users' own feature sets (features.user_sets); None: the built-ins only
     features: str | None = None
+    # The daily schedule (pipeline.automation): its cron in the market's time zone (after the 15:00 close), a
+    # retrain every this many trading days (1: daily), and how many calendar days each daily run refreshes.
+    schedule_cron: str = "30 16 * * 1-5"
+    retrain_every: int = 1
+    refresh_days: int = 14
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -43,6 +48,9 @@ class Settings:
         max_bad = _fraction(env, "PIPELINE_MAX_BAD_PRICE_FRACTION", 0.001)
         profile, profile_note = choose_profile(env.get("PIPELINE_PROFILE", ""), source, device)
         features = (env.get("PIPELINE_FEATURES") or "").strip()
+        cron = (env.get("PIPELINE_SCHEDULE_CRON") or "").strip() or cls.schedule_cron
+        if len(cron.split()) != 5:
+            raise ValueError(f"PIPELINE_SCHEDULE_CRON must be a 5-field cron expression, got {cron!r}")
         return cls(
             warehouse=str(
                 Path(env.get("PIPELINE_WAREHOUSE") or REPO_ROOT / "data" / "warehouse.duckdb").expanduser().resolve()
@@ -58,7 +66,23 @@ class Settings:
             profile_note=profile_note,
             max_bad_price_fraction=max_bad,
             features=str(Path(features).expanduser().resolve()) if features else None,
+            schedule_cron=cron,
+            retrain_every=_positive_int(env, "PIPELINE_RETRAIN_EVERY", cls.retrain_every),
+            refresh_days=_positive_int(env, "PIPELINE_REFRESH_DAYS", cls.refresh_days),
         )
+
+
+def _positive_int(env: dict[str, str], name: str, default: int) -> int:
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer (>= 1), got {text!r}")
+    return value
 
 
 def _fraction(env: dict[str, str], name: str, default: float) -> float:

@@ -93,6 +93,8 @@ class HandlerConfig:
     process_type: ProcessType = "append"
     feature_columns: tuple[str, ...] | None = None
     label_column: str = "LABEL0"
+    # The Dataset column of Qlib's benchmark table for models on this handler ("": the handler's name).
+    title: str = ""
 
     def __post_init__(self) -> None:
         if self.feature_set not in FEATURE_SETS:
@@ -108,6 +110,8 @@ class HandlerConfig:
                         raise ValueError(f"{spec.name} is for learning only and cannot be in the {stage} processors")
         if self.feature_columns is not None:
             object.__setattr__(self, "feature_columns", tuple(self.feature_columns))
+        if not self.title:
+            object.__setattr__(self, "title", self.name)
 
     def stage(self, stage: str) -> tuple[ProcessorSpec, ...]:
         return getattr(self, stage)
@@ -122,11 +126,22 @@ class HandlerConfig:
             "process_type": self.process_type,
             "feature_columns": None if self.feature_columns is None else list(self.feature_columns),
             "label_column": self.label_column,
+            "title": self.title,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HandlerConfig:
-        known = {"name", "feature_set", "shared", "infer", "learn", "process_type", "feature_columns", "label_column"}
+        known = {
+            "name",
+            "feature_set",
+            "shared",
+            "infer",
+            "learn",
+            "process_type",
+            "feature_columns",
+            "label_column",
+            "title",
+        }
         extra = set(data) - known
         if extra:
             raise ValueError(f"handler config has unknown keys {sorted(extra)}; known: {sorted(known)}")
@@ -146,7 +161,7 @@ _YAML_INFER = _specs(
 )
 _YAML_LEARN = _specs(("DropnaLabel", {}), ("CSRankNorm", {"fields_group": "label"}))
 
-NAMED_CONFIGS: dict[str, HandlerConfig] = {
+HANDLER_CONFIGS: dict[str, HandlerConfig] = {
     # Qlib's Alpha158 handler defaults: no infer processors.
     "alpha158": HandlerConfig(name="alpha158", feature_set="alpha158", infer=(), learn=_DEFAULT_LEARN),
     # Qlib's Alpha360 handler defaults; note ZScoreNorm and Fillna have fields_group None (they touch the label).
@@ -157,13 +172,16 @@ NAMED_CONFIGS: dict[str, HandlerConfig] = {
         learn=_DEFAULT_LEARN,
     ),
     # LSTM / GRU / ALSTM Alpha360 benchmark YAML (DatasetH, non-TS models).
-    "alpha360_rnn": HandlerConfig(name="alpha360_rnn", feature_set="alpha360", infer=_YAML_INFER, learn=_YAML_LEARN),
+    "alpha360_rnn": HandlerConfig(
+        name="alpha360_rnn", feature_set="alpha360", infer=_YAML_INFER, learn=_YAML_LEARN, title="Alpha360"
+    ),
     # LSTM / GRU / ALSTM Alpha158 benchmark YAML (TSDatasetH, *_ts models): FilterCol to 20 features first.
     "alpha158_20": HandlerConfig(
         name="alpha158_20",
         feature_set="alpha158",
         infer=(ProcessorSpec("FilterCol", {"fields_group": "feature", "col_list": list(ALPHA158_20)}), *_YAML_INFER),
         learn=_YAML_LEARN,
+        title="Alpha158 (20 cols)",
     ),
 }
 
@@ -171,10 +189,10 @@ NAMED_CONFIGS: dict[str, HandlerConfig] = {
 def get_handler_config(name: str) -> HandlerConfig:
     """A named configuration: alpha158, alpha360, alpha360_rnn or alpha158_20."""
     try:
-        return NAMED_CONFIGS[name]
+        return HANDLER_CONFIGS[name]
     except KeyError:
-        raise ValueError(f"unknown handler config {name!r}; valid names: {sorted(NAMED_CONFIGS)}") from None
+        raise ValueError(f"unknown handler config {name!r}; valid names: {sorted(HANDLER_CONFIGS)}") from None
 
 
 def handler_config_names() -> Sequence[str]:
-    return tuple(NAMED_CONFIGS)
+    return tuple(HANDLER_CONFIGS)

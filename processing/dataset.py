@@ -12,18 +12,17 @@ Windows only look backwards, so nothing dated after a sample enters its inputs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import polars as pl
 
+from features.dates import DateLike, to_day
 from processing.handler import FittedHandler
-from processing.panel import DateLike, Panel, to_day
-from processing.samples import SampleSet
+from processing.panel import Panel
+from processing.samples import LAYOUTS, Layout, SampleSet
 from processing.windows import extended_start, sequence_index
 
-View = Literal["flat", "sequence"]
-VIEWS = ("flat", "sequence")
 # Segments read from DK_L (training data); any other segment reads DK_I with the raw label.
 LEARN_SEGMENTS = ("train", "valid")
 # Alpha360 rows hold 6 blocks of 60 days (close, open, high, low, vwap, volume).
@@ -161,7 +160,7 @@ def build_segments(
     features: pl.DataFrame,
     labels: pl.DataFrame | None,
     segments: Any,
-    view: View = "flat",
+    layout: Layout = "flat",
     step_len: int = 20,
     membership: pl.DataFrame | None = None,
     *,
@@ -173,11 +172,11 @@ def build_segments(
     """Sample sets per segment: train and valid from DK_L, any other segment (test) from DK_I with the raw DK_R
     label for evaluation, as Qlib's benchmark models and SignalRecord read them.
 
-    ``start`` / ``end`` are the handler's data range (None: all the data). For the flat view ``d_feat`` defaults
+    ``start`` / ``end`` are the handler's data range (None: all the data). For the flat layout ``d_feat`` defaults
     to 6 for Alpha360 and to the number of features otherwise.
     """
-    if view not in VIEWS:
-        raise ValueError(f"view={view!r} is not one of {list(VIEWS)}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout={layout!r} is not one of {list(LAYOUTS)}")
     segs = normalize_segments(segments)
     data = handler.process(features, labels, membership=membership, start=start, end=end)
     cal = data.calendar
@@ -185,14 +184,14 @@ def build_segments(
     learn_names = [n for n in segs if n in LEARN_SEGMENTS]
     learn_panel: Panel | None = None
     if learn_names:
-        if view == "sequence":
+        if layout == "sequence":
             firsts = [extended_start(cal, segs[n][0], step_len) for n in learn_names]
             first = min((f for f in firsts if f is not None), default=None)
         else:
             first = min(segs[n][0] for n in learn_names)
         learn_panel = data.learn(first, max(segs[n][1] for n in learn_names)) if first is not None else None
 
-    if d_feat is None and view == "flat":
+    if d_feat is None and layout == "flat":
         d_feat = ALPHA360_D_FEAT if handler.config.feature_set == "alpha360" else None
 
     out: dict[str, SampleSet] = {}
@@ -202,7 +201,7 @@ def build_segments(
         if panel is None:
             raise _empty(name, lo, hi)
         raw = None if is_learn else data.raw_labels
-        if view == "flat":
+        if layout == "flat":
             out[name] = build_flat_samples(panel, lo, hi, d_feat=d_feat, raw_labels=raw, segment=name)
         else:
             out[name] = build_sequence_samples(

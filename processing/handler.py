@@ -20,8 +20,9 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from features.dates import DateLike, to_day
 from processing.config import STAGES, HandlerConfig, get_handler_config
-from processing.panel import DateLike, Panel, panel_from_frames, to_day
+from processing.panel import Panel, panel_from_frames
 from processing.processors import FilterCol, Processor, make_processor, processor_from_state
 
 __all__ = ["FittedHandler", "HandlerConfig", "HandlerData", "fit_handler", "get_handler_config"]

@@ -15,23 +15,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import polars as pl
 
+from features.dates import DateLike, to_day
+
 GROUPS = ("feature", "label")
 # Feature columns are copied out of polars this many at a time, to bound the temporary memory.
 _COLUMN_CHUNK = 32
-
-DateLike = dt.date | str | np.datetime64
-
-
-def to_day(value: DateLike | None, name: str = "date") -> np.datetime64 | None:
-    """A date-like value as ``datetime64[D]`` (None passes through)."""
-    if value is None:
-        return None
-    try:
-        if isinstance(value, dt.datetime):
-            value = value.date()
-        return np.datetime64(value, "D")
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name}={value!r} is not a date: {exc}") from None
 
 
 @dataclass

@@ -11,7 +11,9 @@ from typing import Literal
 
 import numpy as np
 
+# How a sample's window is laid out: "flat" (DatasetH) or "sequence" (TSDatasetH).
 Layout = Literal["flat", "sequence"]
+LAYOUTS: tuple[str, ...] = ("flat", "sequence")
 
 
 @dataclass

@@ -14,7 +14,7 @@ can meet the backtest window [--start, --end]:
 Qlib: ``qlib.backtest.backtest`` with TopkDropoutStrategy(topk 50, n_drop 5) on a daily SimulatorExecutor,
 exchange limit_threshold 0.095, deal_price close, costs 0.0005 / 0.0015 / min 5, benchmark SH000300, and
 ``calc_ic`` / ``calc_long_short_return`` against the label Ref($close,-2)/Ref($close,-1)-1;
-ours: ``evaluation.workflow.evaluate_backtest(..., window=(start, end))`` (what the backtest asset calls) over a
+ours: ``workflow.evaluation.evaluate_backtest(..., window=(start, end))`` (what the backtest asset calls) over a
 scratch warehouse holding the bars read by warehouse/sources/qlib_bin.py, and ``evaluate_signal``. Our side
 runs in the project's Python (--ours-python, which has DuckDB; pyqlib's environment has not), fed through
 parquet files in a temporary folder.
@@ -159,12 +159,12 @@ SERIES = ("excess_return_without_cost", "excess_return_with_cost")
 
 def run_ours(work: Path, start: dt.date, end: dt.date) -> None:
     """Our side, in the project's own environment (pyqlib's has no DuckDB): the bars go into a scratch warehouse
-    and each convention's scores through ``evaluation.workflow.evaluate_backtest`` with the window, as the
+    and each convention's scores through ``workflow.evaluation.evaluate_backtest`` with the window, as the
     backtest asset calls it (window = the test segment); the IC through ``evaluate_signal``."""
     import json
 
-    from evaluation.workflow import evaluate_backtest, evaluate_signal
     from warehouse.store import Warehouse
+    from workflow.evaluation import evaluate_backtest, evaluate_signal
 
     warehouse = Warehouse(work / "warehouse.duckdb")
     warehouse.ensure_schema()

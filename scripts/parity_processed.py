@@ -42,7 +42,7 @@ from features import ALPHA158_COLUMNS, ALPHA360_COLUMNS, compute_features  # noq
 from features.compare import KEYS, compare_frames, row_mismatch  # noqa: E402
 from processing.config import HandlerConfig, get_handler_config  # noqa: E402
 from processing.handler import fit_handler  # noqa: E402
-from processing.processors import EPS  # noqa: E402
+from processing.processor_base import EPS  # noqa: E402
 from warehouse.sources import QlibBinSource  # noqa: E402
 
 DATA = (REPO / ".." / "shared" / "data" / "qlib_cn").resolve()

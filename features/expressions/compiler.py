@@ -1,10 +1,10 @@
-"""Expression trees to Polars expressions over the padded layout (``features.expressions.layout``).
+"""Expression trees to Polars expressions over the padded grid (``features.expressions.grid``).
 
 Representation: every series is Float32/Float64 with Qlib's NaN as NaN (never null), or Boolean (numpy's
 comparisons never give NaN), so numpy's element-wise rules carry over; nulls appear only inside rolling
 inputs, where Polars skips them as pandas skips NaN.
 
-Per-instrument evaluation: shifts and windows of at most ``layout.pad`` days run over the whole column (the
+Per-instrument evaluation: shifts and windows of at most ``grid.pad`` days run over the whole column (the
 padding rows keep instruments apart; a window's input is masked to null on them unless it is NaN there
 already); unbounded operators (expanding windows, ``Ref(x, 0)``, EMA) and the kernels of
 ``features.expressions.rolling`` run ``.over("_seg")``; cross-sectional operators run ``.over("_t")``.
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from features.expressions import families, numpy_fallback, rolling
-from features.expressions.layout import Layout
+from features.expressions.grid import PaddedGrid
 from features.expressions.nodes import Call, Field, Literal, Node, int_arg, walk
 from features.expressions.operators import OPERATORS, dtype
 
@@ -121,7 +121,7 @@ def _promote_kind(nodes: tuple[Node, ...]) -> str:
 
 
 def constant_column(value: float, kind: str) -> str:
-    """Name of the layout column that holds ``value`` on every row (see ``constant_columns``)."""
+    """Name of the grid column that holds ``value`` on every row (see ``constant_columns``)."""
     return f"_k{kind}_{float(value)!r}"
 
 
@@ -143,8 +143,8 @@ def _is_nan(e: pl.Expr, node: Node) -> pl.Expr | None:
 class Plan:
     """Columns to compute, stage by stage, for a list of root expressions."""
 
-    def __init__(self, roots: Sequence[Node], layout: Layout) -> None:
-        self.layout = layout
+    def __init__(self, roots: Sequence[Node], grid: PaddedGrid) -> None:
+        self.grid = grid
         self.roots = families.rewrite([lower(r) for r in roots], FAMILIES)
         uses: Counter[Node] = Counter()
         order: list[Node] = []
@@ -304,7 +304,7 @@ class Plan:
                 out = fn(args[0], int_arg(node, 1))
             return (out.over("_seg") if is_grouped(node) else out).fill_null(NAN)
         n = int_arg(node, 1)
-        size = self.layout.longest if n == 0 else n
+        size = self.grid.longest if n == 0 else n
         if op == "Count":  # pandas counts everything but NaN (inf included) and gives 0, not NaN
             x, src = args[0], node.args[0]
             nan = _is_nan(x, src)
@@ -320,7 +320,7 @@ class Plan:
     def _cross_section(self, op: str, e: pl.Expr, node: Node) -> pl.Expr:
         e = _float(e, node).cast(pl.Float64)
         valid = ~_PAD
-        if "_member" in self.layout.frame.columns:
+        if "_member" in self.grid.frame.columns:
             valid = valid & pl.col("_member")
         if op == "CSRank":  # average rank of the non-NaN values (inf ranks as a value), as a fraction
             v = pl.when(valid & ~e.is_nan()).then(e)

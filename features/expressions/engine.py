@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import polars as pl
 
+from features.dates import DateLike
 from features.expressions.compiler import Plan, constant_columns, flat_reach
-from features.expressions.layout import CalendarLike, DateLike, build_layout
+from features.expressions.grid import CalendarLike, build_grid
 from features.expressions.nodes import Call, ExpressionError, Field, Node, fields, walk
 from features.expressions.operators import cross_sectional, dtype, reach
 from features.expressions.parser import parse
@@ -54,8 +55,8 @@ def compute_columns(
     columns: Sequence[tuple[str, str | Node]],
     bars: pl.DataFrame | pl.LazyFrame,
     calendar: CalendarLike,
-    start: DateLike = None,
-    end: DateLike = None,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
     *,
     members: pl.DataFrame | None = None,
     set_name: str = "",
@@ -83,27 +84,27 @@ def compute_columns(
     horizon = max((reach(r)[1] for r in roots), default=0)
     pad = max((flat_reach(n) for r in roots for n in walk(r)), default=0)
     cross = any(cross_sectional(r) for r in roots)
-    layout = build_layout(
+    grid = build_grid(
         bars, calendar, used, need, start, end, lookback=lookback, horizon=horizon, pad=max(pad, 1),
         keep_idle=cross, members=members if cross else None,
     )  # fmt: skip
-    if not layout.frame["_out"].any():
+    if not grid.frame["_out"].any():
         return _empty(names)
 
-    live = [(n, r) for n, r in parsed if fields(r) <= layout.present]
-    plan = Plan([r for _, r in live], layout)
+    live = [(n, r) for n, r in parsed if fields(r) <= grid.present]
+    plan = Plan([r for _, r in live], grid)
     # Instruments are independent unless a cross-sectional operator looks across them: compute groups of
     # whole instruments one after the other, so that the intermediate columns of a chunk fit in memory.
     if cross:
-        slices = [(0, layout.frame.height)]
+        slices = [(0, grid.frame.height)]
     else:
         # each of the workers holds one chunk's intermediates, so together they stay within CHUNK_CELLS
         cells = CHUNK_CELLS // (_WORKERS * max(1, len(plan.shared)))
-        slices = layout.chunks(max(4 * layout.pad, cells))
-    query = _query(plan, live, list(layout.frame.columns))
+        slices = grid.chunks(max(4 * grid.pad, cells))
+    query = _query(plan, live, list(grid.frame.columns))
 
     def run(piece: tuple[int, int]) -> pl.DataFrame:
-        return query(_with_constants(layout.frame.slice(*piece), plan))
+        return query(_with_constants(grid.frame.slice(*piece), plan))
 
     # Much of a chunk's plan runs on one core (window contexts, sequential stages); Polars releases the GIL,
     # so two chunks at once use both cores.
@@ -115,8 +116,8 @@ def compute_columns(
     result = pl.concat(parts) if len(parts) > 1 else parts[0]
     seg = result["_seg"].to_numpy()
     t = result["_t"].to_numpy()
-    instrument = layout.instruments.gather(seg).alias("instrument")
-    date = layout.calendar.gather(t.astype(np.int64)).alias("date")
+    instrument = grid.instruments.gather(seg).alias("instrument")
+    date = grid.calendar.gather(t.astype(np.int64)).alias("date")
     nulls = pl.repeat(None, result.height, dtype=pl.Float32, eager=True)
     by_name = {n: result[n] for n, _ in live}
     series = [instrument, date] + [by_name[n] if n in by_name else nulls.alias(n) for n in names]
@@ -134,7 +135,7 @@ def _with_constants(frame: pl.DataFrame, plan: Plan) -> pl.DataFrame:
 
 
 def _query(plan: Plan, live: list[tuple[str, Node]], meta: list[str]):
-    """A function from one chunk of the layout frame to its output rows (_seg, _t, columns)."""
+    """A function from one chunk of the grid frame to its output rows (_seg, _t, columns)."""
     stages = plan.stages()
     last_use = _last_use(plan, len(stages))
     born = {plan.names[n]: st for n, st in plan.stage.items()}  # fields are there from the start

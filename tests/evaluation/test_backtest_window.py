@@ -18,11 +18,11 @@ import polars as pl
 import pytest
 
 from evaluation.backtest import BacktestConfig
-from evaluation.workflow import backtest_window, evaluate_backtest
 from pipeline.cli import backtest_scores, build_parser
 from pipeline.settings import Settings
 from tests.helpers import settings_for
 from warehouse.store import Warehouse
+from workflow.evaluation import backtest_window, evaluate_backtest
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "evaluation"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())

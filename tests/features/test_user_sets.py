@@ -100,7 +100,7 @@ def test_activate_switches_the_views(tmp_path: Path) -> None:
     from features import FEATURE_SETS
     from processing.config import FEATURE_SETS as HANDLER_SETS
     from processing.config import HandlerConfig
-    from warehouse.feature_tables import FEATURE_TABLES
+    from warehouse.feature_store import FEATURE_TABLES
 
     try:
         catalog.activate(str(_write(tmp_path, GOOD)))

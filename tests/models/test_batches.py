@@ -69,4 +69,7 @@ def test_predict_gives_nan_only_for_samples_with_nan_inputs() -> None:
     out = predict(net, dirty, "cpu", 5)
     bad = np.isin(np.arange(12), [2, 3, 4])
     assert np.isnan(out[bad]).all()
-    np.testing.assert_array_equal(out[~bad], clean[~bad])
+    # The clean samples keep their scores; a batch holding a masked sample may take another GEMM kernel path, so
+    # equal up to float32 rounding (the last bit), not bit for bit.
+    assert np.isfinite(out[~bad]).all()
+    np.testing.assert_allclose(out[~bad], clean[~bad], rtol=1e-6, atol=1e-7)

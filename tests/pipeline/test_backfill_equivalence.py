@@ -23,7 +23,7 @@ def test_backfill_in_pieces_equals_one_full_run(tmp_path: Path) -> None:
     pieces = settings_for(tmp_path / "pieces")
     for settings in (full, pieces):
         Path(settings.warehouse).parent.mkdir(parents=True, exist_ok=True)
-    # dataset_* (the fitted handlers) need a train segment; keep this test to the partitioned data assets.
+    # handler_* (the fitted handlers) need a train segment; keep this test to the partitioned data assets.
     select = "group:bars or key:features_alpha158 or key:features_alpha360 or key:labels"
     assert materialize_selection(full, select, tags=range_tags("2020-01-02", "2020-12-31")).success
     # In date order, as a backfill runs: features read the bars of earlier partitions through their lookback

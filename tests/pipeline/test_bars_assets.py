@@ -91,15 +91,15 @@ def test_strict_failure_leaves_warehouse_untouched_and_skip_mode_reports(tmp_pat
 
     (csv_dir / "SYN0002.csv").write_text('{"error": "quota exceeded"}')
     strict = settings_for(tmp_path, source=f"csv:{csv_dir}")
-    from pipeline.resources import _open_cached
+    from pipeline.resources import open_source_cached
     from warehouse.sources.base import SourceError
 
-    _open_cached.cache_clear()
+    open_source_cached.cache_clear()
     with pytest.raises(SourceError, match=r"SYN0002.csv: not a CSV file"):
         materialize_selection(strict, "bars", tags=range_tags("2021-01-04", "2021-03-31"))
     assert wh.query("select * from bars order by instrument, date").equals(before)
 
-    _open_cached.cache_clear()
+    open_source_cached.cache_clear()
     lenient = settings_for(tmp_path, source=f"csv:{csv_dir}", on_bad_file="skip")
     result = materialize_selection(lenient, "bars", tags=range_tags("2021-01-04", "2021-03-31"))
     meta = result.asset_materializations_for_node("bars")[0].metadata
@@ -107,7 +107,7 @@ def test_strict_failure_leaves_warehouse_untouched_and_skip_mode_reports(tmp_pat
     after = wh.query("select * from bars order by instrument, date")
     assert "SYN0002" not in after["instrument"].to_list()
     assert after.height == before.filter(pl.col("instrument") != "SYN0002").height
-    _open_cached.cache_clear()
+    open_source_cached.cache_clear()
 
 
 def test_qlib_source_with_universe_and_benchmark(tmp_path: Path) -> None:
@@ -189,11 +189,11 @@ AFTER_BARS = "group:bars or key:labels or key:features_alpha158"
 
 
 def test_vendor_csv_with_adjusted_close_passes_price_sanity(tmp_path: Path) -> None:
-    from pipeline.resources import _open_cached
+    from pipeline.resources import open_source_cached
 
     root = _vendor_csv_dir(tmp_path / "vendor")
     assert _naive_adjustment_breaks_ordering(root) > 0  # the data does exercise the rounding case
-    _open_cached.cache_clear()
+    open_source_cached.cache_clear()
     settings = settings_for(tmp_path, source=f"csv:{root}")
     result = materialize_selection(settings, "group:bars", tags=VENDOR_RANGE)
     assert result.success
@@ -205,15 +205,15 @@ def test_vendor_csv_with_adjusted_close_passes_price_sanity(tmp_path: Path) -> N
         "select count(*) filter (where close = high) as hi, count(*) filter (where close = low) as lo from bars"
     )
     assert equal["hi"].item() > 300 and equal["lo"].item() > 300  # equal raw prices stayed equal
-    _open_cached.cache_clear()
+    open_source_cached.cache_clear()
 
 
 def test_price_glitches_warn_within_threshold_and_block_above(tmp_path: Path) -> None:
-    from pipeline.resources import _open_cached
+    from pipeline.resources import open_source_cached
 
     root = _vendor_csv_dir(tmp_path / "vendor")
     planted = _plant_glitches(root, 2)  # 2 rows of 3000: 0.067 %, under the 0.1 % default
-    _open_cached.cache_clear()
+    open_source_cached.cache_clear()
     settings = settings_for(tmp_path, source=f"csv:{root}")
     assert settings.max_bad_price_fraction == 0.001
     result = materialize_selection(settings, AFTER_BARS, tags=VENDOR_RANGE)
@@ -232,7 +232,7 @@ def test_price_glitches_warn_within_threshold_and_block_above(tmp_path: Path) ->
     assert wh.query("select count(*) from features_alpha158").item() == 3000
 
     # Above a stricter threshold (PIPELINE_MAX_BAD_PRICE_FRACTION) the same rows are an ERROR that blocks.
-    _open_cached.cache_clear()
+    open_source_cached.cache_clear()
     strict = settings_for(tmp_path / "strict", source=f"csv:{root}", max_bad_price_fraction=0.0005)
     blocked = materialize_selection(strict, AFTER_BARS, tags=VENDOR_RANGE, raise_on_error=False)
     assert not blocked.success
@@ -241,7 +241,7 @@ def test_price_glitches_warn_within_threshold_and_block_above(tmp_path: Path) ->
     assert "above the threshold" in (price.description or "")
     assert not blocked.asset_materializations_for_node("labels")
     assert not blocked.asset_materializations_for_node("features_alpha158")
-    _open_cached.cache_clear()
+    open_source_cached.cache_clear()
 
 
 def test_max_bad_price_fraction_setting() -> None:
@@ -255,14 +255,14 @@ def test_max_bad_price_fraction_setting() -> None:
 
 
 def test_degenerate_input_strict_fails_untouched_skip_lists(tmp_path: Path) -> None:
-    from pipeline.resources import _open_cached
+    from pipeline.resources import open_source_cached
     from warehouse.sources.base import SourceError
 
     root = _vendor_csv_dir(tmp_path / "vendor", n_stocks=4)
     (root / "instruments").mkdir()
     members = root / "instruments" / "mine.txt"
     members.write_text("".join(f"STK{i:03d}\t2021-01-04\t2021-05-21\n" for i in range(4)))
-    _open_cached.cache_clear()
+    open_source_cached.cache_clear()
     settings = settings_for(tmp_path, source=f"csv:{root}", universe="mine")
     assert materialize_selection(settings, "group:bars", tags=VENDOR_RANGE).success
     wh = Warehouse(settings.warehouse)
@@ -270,17 +270,17 @@ def test_degenerate_input_strict_fails_untouched_skip_lists(tmp_path: Path) -> N
 
     # An instruments line that ends before it starts, and a file with a header and no rows.
     members.write_text(members.read_text() + "STK009\t2021-03-01\t2021-02-01\n")
-    _open_cached.cache_clear()
+    open_source_cached.cache_clear()
     with pytest.raises(SourceError, match=r"mine.txt, line 5: instrument STK009 ends \(2021-02-01\) before"):
         materialize_selection(settings, "group:bars", tags=VENDOR_RANGE)
     (root / "STK002.csv").write_text("timestamp,open,high,low,close,adjusted_close,volume\n")
-    _open_cached.cache_clear()
+    open_source_cached.cache_clear()
     with pytest.raises(SourceError, match=r"STK002.csv: header row but no data rows"):
         materialize_selection(settings, "group:bars", tags=VENDOR_RANGE)
     for table, frame in before.items():
         assert wh.query(f"select * from {table} order by all").equals(frame), table
 
-    _open_cached.cache_clear()
+    open_source_cached.cache_clear()
     lenient = settings_for(tmp_path, source=f"csv:{root}", universe="mine", on_bad_file="skip")
     result = materialize_selection(lenient, "group:bars", tags=VENDOR_RANGE)
     assert result.success
@@ -291,4 +291,4 @@ def test_degenerate_input_strict_fails_untouched_skip_lists(tmp_path: Path) -> N
     assert "STK002.csv" in bars_meta["skipped"].value and "mine.txt, line 5" in bars_meta["skipped"].value
     assert "STK002" not in wh.query("select distinct instrument from bars")["instrument"].to_list()
     assert wh.query("select count(*) from instruments").item() == 4  # the good lines (STK002 stays a member)
-    _open_cached.cache_clear()
+    open_source_cached.cache_clear()

@@ -10,12 +10,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from evaluation.benchmark import BenchmarkPlan, aggregate, evaluate_reference, results_markdown
+from evaluation.benchmark_table import aggregate, results_markdown
 from pipeline.cli import upstream_selection
 from pipeline.resources import SegmentsResource
 from tests.helpers import materialize_selection, range_tags, settings_for
-from warehouse.feature_tables import trading_days
+from warehouse.feature_store import trading_days
 from warehouse.store import Warehouse
+from workflow.benchmark import BenchmarkPlan, evaluate_reference
 
 
 def run_benchmark_asset(settings, **config):

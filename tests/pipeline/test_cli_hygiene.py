@@ -44,7 +44,7 @@ def test_group_features_over_a_range_through_the_cli_without_library_warnings(tm
     # The run's own progress is in the terminal: the steps of the features run and their log lines.
     out = features.stdout + features.stderr
     assert "STEP_SUCCESS" in out and "features_alpha360" in out and "labels" in out
-    assert "dataset_alpha360_rnn" not in out  # the handlers are group `handlers`, not part of the range run
+    assert "handler_alpha360_rnn" not in out  # the handlers are group `handlers`, not part of the range run
 
 
 def test_handlers_have_their_own_group(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_handlers_have_their_own_group(tmp_path: Path) -> None:
     graph = build_definitions(settings_for(tmp_path)).get_repository_def().asset_graph
     handlers = {k.to_user_string() for k in dg.AssetSelection.from_string("group:handlers").resolve(graph)}
     features = {k.to_user_string() for k in dg.AssetSelection.from_string("group:features").resolve(graph)}
-    assert handlers == {"dataset_alpha360_rnn", "dataset_alpha158_20"}
+    assert handlers == {"handler_alpha360_rnn", "handler_alpha158_20"}
     assert features == {"features_alpha158", "features_alpha360", "labels"}
     assert all(graph.get(dg.AssetKey(k)).is_partitioned for k in features)
 
@@ -73,15 +73,16 @@ def test_every_suggested_selection_resolves(tmp_path: Path) -> None:
         backtest_scores(args, settings)  # an empty warehouse: no bars, no labels
     suggested = _suggested_selections(str(err.value))
     assert suggested, str(err.value)
-    # The domain code's "materialize <asset> first" messages name assets: each must be an asset key.
-    sources = [REPO_ROOT / p for p in ("models/workflow.py", "assets/evaluation.py", "pipeline/cli.py")]
-    for path in sources:
-        for template in re.findall(r"materialize ([a-z_]+)_\{(\w+)\} (?:first|for)", path.read_text()):
-            prefix, var = template
-            names = ("alpha360_rnn", "alpha158_20") if var == "handler" else model_config_names()
-            suggested += [f"key:{prefix}_{n}" for n in names]
+    # The workflow's "materialize <asset> first" messages name assets through workflow.names: every name it
+    # gives for the configured handlers and models must be an asset key.
+    from models.config import get_model_config
+    from workflow.names import handler_asset, model_asset, predictions_asset
+
+    handlers = {get_model_config(m).handler for m in model_config_names()}
+    suggested += [f"key:{handler_asset(h)}" for h in handlers]
+    suggested += [f"key:{f(m)}" for m in model_config_names() for f in (model_asset, predictions_asset)]
+    for path in (REPO_ROOT / "assets" / "evaluation.py", REPO_ROOT / "pipeline" / "cli.py"):
         suggested += _suggested_selections(path.read_text())
-    assert any(s.startswith("key:dataset_") for s in suggested) and any(s.startswith("key:model_") for s in suggested)
     for selection in suggested:
         assert dg.AssetSelection.from_string(selection).resolve(graph), selection
 

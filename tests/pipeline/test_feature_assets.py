@@ -87,7 +87,7 @@ def test_warehouse_written_with_a_primary_key_is_migrated(built, tmp_path) -> No
     its rows stay, and the window is replaced as before."""
     import datetime as dt
 
-    from warehouse.feature_tables import build_feature_window
+    from workflow.features import build_feature_window
 
     _, wh, frames = built
     old = Warehouse(tmp_path / "old.duckdb")

@@ -26,7 +26,7 @@ import polars as pl
 import pytest
 
 from pipeline.definitions import build_definitions
-from pipeline.resources import _open_cached
+from pipeline.resources import open_source_cached
 from pipeline.settings import REPO_ROOT
 from tests.e2e.graphql_client import pipeline_env, prepare_dagster_home
 from tests.helpers import materialize_selection, range_tags, settings_for
@@ -155,7 +155,7 @@ def test_killed_bars_ingest_leaves_previous_rows(base_warehouse: Path, tmp_path:
     settings = settings_for(tmp_path, source=CHANGED_SOURCE)
     assert settings.warehouse == str(warehouse)
     assert materialize_selection(settings, "bars", tags=range_tags(str(START), str(END))).success
-    expected = _open_cached(CHANGED_SOURCE, "fail").read_bars(None).bars
+    expected = open_source_cached(CHANGED_SOURCE, "fail").read_bars(None).bars
     stored = Warehouse(warehouse).query("select * from bars order by instrument, date")
     assert stored.height == expected.height > before["bars"].height
     assert not stored.select("instrument", "date", "close").equals(before["bars"].select("instrument", "date", "close"))
@@ -164,7 +164,7 @@ def test_killed_bars_ingest_leaves_previous_rows(base_warehouse: Path, tmp_path:
 def _feature_asset() -> str | None:
     """A feature table asset of the current graph (its name is its table), if the graph has one yet."""
     try:
-        from warehouse.feature_tables import FEATURE_TABLES
+        from warehouse.feature_store import FEATURE_TABLES
     except ImportError:
         return None
     graph = build_definitions(settings_for(Path("/nonexistent"), source=BASE_SOURCE)).resolve_asset_graph()

@@ -12,10 +12,10 @@ import pytest
 from models.artifacts import load_artifact
 from models.config import model_config_names
 from models.scoring import predict
-from models.workflow import build_model_samples
 from processing.handler import FittedHandler
 from tests.helpers import WHOLE_PIPELINE, materialize_selection, range_tags, settings_for
 from warehouse.store import Warehouse
+from workflow.training import build_model_samples
 
 MODELS = list(model_config_names())
 
@@ -93,6 +93,6 @@ def test_empty_segment_names_segment_and_dates(tmp_path: Path, full_run) -> None
     with pytest.raises(Exception, match=r"train.*2015-01-01"):
         dg.materialize(
             assets=list(defs.assets or []),
-            selection=dg.AssetSelection.keys("dataset_alpha158_20"),
+            selection=dg.AssetSelection.keys("handler_alpha158_20"),
             resources=resources,
         )

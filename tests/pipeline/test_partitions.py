@@ -12,7 +12,7 @@ import polars as pl
 from pipeline.automation import plan_daily_run
 from pipeline.definitions import build_definitions
 from pipeline.partitions import daily_partitions
-from pipeline.resources import _open_cached
+from pipeline.resources import open_source_cached
 from tests.helpers import settings_for
 from warehouse.sources.synthetic import SyntheticSource, SyntheticSpec
 
@@ -51,7 +51,7 @@ def test_partitions_grow_with_the_calendar_and_the_sensor_requests_valid_keys(tm
     first_part = bars.filter(pl.col("date") <= dt.date(2021, 3, 26))  # a Friday
     _write_csv(csv_dir, first_part)
     settings = settings_for(tmp_path, source=f"csv:{csv_dir}")
-    _open_cached.cache_clear()
+    open_source_cached.cache_clear()
     defs = build_definitions(settings)
     loaded = _partitions(defs)
     assert loaded.get_last_partition_key() == "2021-03-26"
@@ -77,7 +77,7 @@ def test_partitions_grow_with_the_calendar_and_the_sensor_requests_valid_keys(tm
         assert isinstance(schedule_skip, dg.SkipReason) and "no partition yet" in schedule_skip.skip_message
 
         # Re-loading the definitions (a code location reload, or the next CLI run) adds the new days.
-        _open_cached.cache_clear()
+        open_source_cached.cache_clear()
         grown = build_definitions(settings)
         assert _partitions(grown).get_last_partition_key() == "2021-03-30"
         assert not _partitions(grown).has_partition_key("2021-03-31")

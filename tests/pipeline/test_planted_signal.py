@@ -13,14 +13,15 @@ from evaluation.signal import signal_analysis
 from models.config import get_model_config
 from models.scoring import predict
 from models.training import train_model
-from models.workflow import build_model_samples, fit_and_store_handler
 from pipeline.profiles import profile_overrides
-from pipeline.segments import default_segments
 from processing.samples import SampleSet
-from warehouse.feature_tables import build_feature_window
 from warehouse.ingest import ingest_bars, sync_calendar, sync_membership
 from warehouse.sources import SyntheticSource
 from warehouse.store import Warehouse
+from workflow.features import build_feature_window
+from workflow.handlers import fit_and_store_handler
+from workflow.segments import default_segments
+from workflow.training import build_model_samples
 
 pytestmark = pytest.mark.slow
 

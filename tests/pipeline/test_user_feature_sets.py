@@ -79,10 +79,11 @@ def test_daily_partition_equals_the_range_run(built) -> None:
 
 def test_handler_and_model_on_a_user_set(built, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from models.config import ModelConfig
-    from models.workflow import HANDLER_FEATURE_SET, fit_and_store_handler, train_and_store
-    from pipeline.segments import default_segments
     from processing import config as pconfig
-    from warehouse.feature_tables import trading_days
+    from warehouse.feature_store import trading_days
+    from workflow.handlers import fit_and_store_handler
+    from workflow.segments import default_segments
+    from workflow.training import train_and_store
 
     _, wh, _ = built
     handler = pconfig.HandlerConfig(
@@ -92,8 +93,8 @@ def test_handler_and_model_on_a_user_set(built, monkeypatch: pytest.MonkeyPatch,
                pconfig.ProcessorSpec("Fillna", {"fields_group": "feature"})),
         learn=(pconfig.ProcessorSpec("DropnaLabel"), pconfig.ProcessorSpec("CSRankNorm", {"fields_group": "label"})),
     )  # fmt: skip
-    monkeypatch.setitem(pconfig.NAMED_CONFIGS, "mine_h", handler)
-    assert HANDLER_FEATURE_SET["mine_h"] == "mine"
+    monkeypatch.setitem(pconfig.HANDLER_CONFIGS, "mine_h", handler)
+    assert pconfig.get_handler_config("mine_h").feature_set == "mine"
     # Labels for the handler: the built-in label table, computed over the same range.
     materialize_selection(built[0], "key:labels", tags=range_tags("2020-01-02", "2020-12-31"))
     segments = default_segments(trading_days(wh))
@@ -107,7 +108,9 @@ def test_handler_and_model_on_a_user_set(built, monkeypatch: pytest.MonkeyPatch,
     )  # fmt: skip
     handler_cols = ("MOM20", "HL", "VOLR5")
     monkeypatch.setitem(
-        pconfig.NAMED_CONFIGS, "mine_h", pconfig.HandlerConfig(**{**handler.to_dict(), "feature_columns": handler_cols})
+        pconfig.HANDLER_CONFIGS,
+        "mine_h",
+        pconfig.HandlerConfig(**{**handler.to_dict(), "feature_columns": handler_cols}),
     )
     fit_and_store_handler(wh, "mine_h", segments)
     trained = train_and_store(wh, tmp_path, "gru_mine", config, segments, device="cpu")

@@ -143,7 +143,7 @@ def test_build_segments_data_keys() -> None:
     feats, labels = random_frames(n_inst=10, n_days=60, seed=5)
     h = fit_handler("alpha360_rnn", feats, labels, *SEGMENTS["train"])
     for view in ("flat", "sequence"):
-        sets = build_segments(h, feats, labels, SEGMENTS, view=view, step_len=5, d_feat=5)
+        sets = build_segments(h, feats, labels, SEGMENTS, layout=view, step_len=5, d_feat=5)
         assert list(sets) == ["train", "valid", "test"]
         for name in ("train", "valid"):
             assert not np.isnan(sets[name].labels).any()  # DK_L: DropnaLabel
@@ -174,11 +174,11 @@ def test_segments_errors_and_object_input() -> None:
         segs = {"train": ("2022-01-03", "2022-01-20"), "test": ("2023-01-01", "2023-02-01")}
         build_segments(h, feats, labels, segs, d_feat=5)
     with pytest.raises(ValueError, match="segment 'test'"):
-        build_segments(h, feats, labels, {"test": ("2023-01-01", "2023-02-01")}, view="sequence")
-    with pytest.raises(ValueError, match="view"):
-        build_segments(h, feats, labels, SEGMENTS, view="cube")
+        build_segments(h, feats, labels, {"test": ("2023-01-01", "2023-02-01")}, layout="sequence")
+    with pytest.raises(ValueError, match="layout=.cube. is not one of"):
+        build_segments(h, feats, labels, SEGMENTS, layout="cube")
     with pytest.raises(ValueError, match="fillna_type"):
-        build_segments(h, feats, labels, SEGMENTS, view="sequence", fillna_type="zero")
+        build_segments(h, feats, labels, SEGMENTS, layout="sequence", fillna_type="zero")
 
 
 @pytest.mark.parametrize(
@@ -197,8 +197,8 @@ def test_no_leakage_from_later_days(config: str, view: str) -> None:
         for c in feats.columns[2:]
     )
     labels2 = labels.with_columns(pl.when(later).then(-pl.col(LABEL) + 1).otherwise(pl.col(LABEL)).alias(LABEL))
-    a = build_segments(h, feats, labels, SEGMENTS, view=view, step_len=10, d_feat=5)
-    b = build_segments(h, feats2, labels2, SEGMENTS, view=view, step_len=10, d_feat=5)
+    a = build_segments(h, feats, labels, SEGMENTS, layout=view, step_len=10, d_feat=5)
+    b = build_segments(h, feats2, labels2, SEGMENTS, layout=view, step_len=10, d_feat=5)
     changed_later = False
     for name in SEGMENTS:
         x, y = a[name], b[name]

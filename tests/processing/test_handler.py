@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from processing.config import ALPHA158_20, NAMED_CONFIGS, HandlerConfig, ProcessorSpec, get_handler_config
+from processing.config import ALPHA158_20, HANDLER_CONFIGS, HandlerConfig, ProcessorSpec, get_handler_config
 from processing.handler import FittedHandler, fit_handler
 from tests.processing.helpers import LABEL, random_frames
 
@@ -17,7 +17,7 @@ FIT = ("2022-01-03", "2022-01-31")
 
 
 def test_named_configs_match_qlib_defaults_and_yaml() -> None:
-    assert set(NAMED_CONFIGS) == {"alpha158", "alpha360", "alpha360_rnn", "alpha158_20"}
+    assert set(HANDLER_CONFIGS) == {"alpha158", "alpha360", "alpha360_rnn", "alpha158_20"}
     a158 = get_handler_config("alpha158")
     assert a158.infer == () and [s.name for s in a158.learn] == ["DropnaLabel", "CSZScoreNorm"]
     assert a158.learn[1].kwargs == {"fields_group": "label"}
@@ -36,7 +36,7 @@ def test_named_configs_match_qlib_defaults_and_yaml() -> None:
     assert ts.infer[0].name == "FilterCol" and ts.infer[0].kwargs["col_list"] == list(ALPHA158_20)
     assert ts.infer[1:] == rnn.infer and ts.learn == rnn.learn
     assert len(set(ALPHA158_20)) == 20
-    for cfg in NAMED_CONFIGS.values():
+    for cfg in HANDLER_CONFIGS.values():
         assert cfg.process_type == "append"
         assert HandlerConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 

@@ -127,10 +127,10 @@ def test_parsed_trees_and_texts_are_interchangeable(market):
 
 
 def test_common_subexpressions_become_one_column_each(fixture_bars, fixture_calendar):
-    from features.expressions.layout import build_layout
+    from features.expressions.grid import build_grid
 
     roots = [parse(t) for _, t in alpha158()]
-    layout = build_layout(fixture_bars, fixture_calendar, {"close"}, set(), None, None, lookback=0, horizon=0,
+    layout = build_grid(fixture_bars, fixture_calendar, {"close"}, set(), None, None, lookback=0, horizon=0,
                           pad=60, keep_idle=False)  # fmt: skip
     plan = Plan(roots, layout)
     names = {str(n) for n in plan.shared}

@@ -1,5 +1,5 @@
-"""Feature and label tables: compute a date window from the warehouse's bars (with the history the
-expressions need) and replace exactly that window, in one transaction."""
+"""The feature stage: compute a date window of a catalog set from the warehouse's bars (with the history the
+expressions need) and replace exactly that window of its table, in one transaction."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from dataclasses import dataclass
 import polars as pl
 
 from features import catalog, compute_features
-from features.catalog import CatalogView, FeatureSetSpec
+from features.catalog import FeatureSetSpec
 from features.checks import WindowQuality, inspect_window
+from warehouse.feature_store import ensure_no_primary_key, history_bounds, trading_days
 from warehouse.store import Warehouse
 
-# feature set -> its table, for every set of the catalog in force (built-ins and PIPELINE_FEATURES sets).
-FEATURE_TABLES: CatalogView[str] = CatalogView(lambda spec: spec.table)
 # Trading days before a window whose missing suspension rows a window run adds (see build_feature_window).
 GAP_FILL_DAYS = 80
 
@@ -35,36 +34,6 @@ class WindowReport:
     write_s: float = 0.0
     # Per-column statistics of the window's rows (the feature checks), when asked for.
     quality: WindowQuality | None = None
-
-
-# Feature and label tables keep (instrument, date) unique by how they are written (a window's dates deleted,
-# then inserted; earlier days only where missing) and declare no primary key: DuckDB's index on a 160- or
-# 360-column table made replacing a two-year window about five times slower than the insert itself.
-# Warehouses written before that have the key: dropped once per table (checked once per process).
-_CHECKED_NO_KEY: set[tuple[str, str]] = set()
-
-
-def _without_primary_key(warehouse: Warehouse, table: str) -> None:
-    if (str(warehouse.path), table) not in _CHECKED_NO_KEY:
-        warehouse.drop_primary_key(table)
-        _CHECKED_NO_KEY.add((str(warehouse.path), table))
-
-
-def trading_days(warehouse: Warehouse) -> list[dt.date]:
-    return warehouse.query("select date from calendar order by date")["date"].to_list()
-
-
-def history_bounds(
-    calendar: list[dt.date], start: dt.date, end: dt.date, before: int, after: int
-) -> tuple[dt.date, dt.date]:
-    """The bar dates a window needs: ``before`` trading days ahead of ``start`` and ``after`` past ``end``."""
-    import bisect
-
-    lo = bisect.bisect_left(calendar, start)
-    hi = bisect.bisect_right(calendar, end) - 1
-    first = calendar[max(0, lo - before)] if calendar else start
-    last = calendar[min(len(calendar) - 1, max(hi, 0) + after)] if calendar else end
-    return min(first, start), max(last, end)
 
 
 def bar_columns(warehouse: Warehouse, spec: FeatureSetSpec) -> list[str]:
@@ -134,7 +103,7 @@ def build_feature_window(
     # The labels of the last `after` trading days before the window read this window's bars: recompute them.
     write_start, _ = history_bounds(calendar, start, start, after, 0)
     # Rows before write_start are only added where missing; the split happens in DuckDB (no copy of the frame).
-    _without_primary_key(warehouse, table)
+    ensure_no_primary_key(warehouse, table)
     rows = warehouse.replace(
         table,
         frame,
@@ -156,23 +125,3 @@ def build_feature_window(
         write_s=time.perf_counter() - t_compute,
         quality=inspect_window(spec, frame.filter(pl.col("date") >= start), bars, window_cal) if inspect else None,
     )
-
-
-def read_feature_frame(
-    warehouse: Warehouse,
-    feature_set: str,
-    start: dt.date | None = None,
-    end: dt.date | None = None,
-    columns: list[str] | None = None,
-) -> pl.DataFrame:
-    table = FEATURE_TABLES[feature_set]
-    cols = "*" if not columns else ", ".join(["instrument", "date", *(f'"{c}"' for c in columns)])
-    where, params = [], []
-    if start is not None:
-        where.append("date >= ?")
-        params.append(start)
-    if end is not None:
-        where.append("date <= ?")
-        params.append(end)
-    clause = f" where {' and '.join(where)}" if where else ""
-    return warehouse.query(f"select {cols} from {table}{clause} order by instrument, date", params or None)

@@ -1,10 +1,11 @@
-"""The benchmark table, as Qlib publishes its own: every model configuration trained for several seeds on the
+"""The benchmark stage, as Qlib runs its benchmark: every model configuration trained for several seeds on the
 train segment, early-stopped on valid, scored on the test segment, and evaluated there (signal analysis and
-the TopkDropout backtest with cost); one row per model with each metric as mean ± std over seeds.
+the TopkDropout backtest with cost); the table (``evaluation.benchmark_table``) has one row per model with each
+metric as mean ± std over seeds.
 
-Plain functions over the warehouse: the `benchmark_results` asset and ``python -m pipeline benchmark`` call
-them. Scores that Qlib's own implementation produced (bench/qlib_reference.py) go through the same
-evaluation, so a side-by-side row differs only in the code that trained the model.
+The `benchmark_results` asset and ``python -m pipeline benchmark`` call these functions. Scores that Qlib's
+own implementation produced (bench/qlib_reference.py) go through the same evaluation, so a side-by-side row
+differs only in the code that trained the model.
 
 Tables: ``benchmark_runs`` (one row per implementation, model, epoch budget and seed), ``benchmark_scores``
 (the test scores of every run) and ``benchmark_results`` (the aggregate, rebuilt after every run).
@@ -17,7 +18,6 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,60 +26,21 @@ import polars as pl
 import torch
 
 from evaluation.backtest import BacktestConfig
+from evaluation.benchmark_table import IMPLEMENTATION, aggregate
 from evaluation.scores_file import load_scores, validate_scores
-from evaluation.workflow import evaluate_backtest, evaluate_signal, read_labels
 from models.config import get_model_config
 from models.scoring import predict
 from models.training import resolve_device, train_model
-from models.workflow import build_model_samples, load_handler
-from pipeline.segments import Segments
-from warehouse.feature_tables import trading_days
+from processing.config import get_handler_config
+from warehouse.feature_store import trading_days
 from warehouse.store import Warehouse
+from workflow.benchmark_plan import BenchmarkPlan
+from workflow.evaluation import evaluate_backtest, evaluate_signal, read_labels
+from workflow.handlers import load_handler
+from workflow.segments import Segments
+from workflow.training import build_model_samples
 
-IMPLEMENTATION = "alphaflow"
-# Which of Qlib's benchmark datasets each configuration reproduces (the Dataset column of Qlib's table).
-DATASET = {"alpha360_rnn": "Alpha360", "alpha158_20": "Alpha158 (20 cols)"}
-METRICS = ("ic", "icir", "rank_ic", "rank_icir", "annualized_return", "information_ratio", "max_drawdown")
-METRIC_TITLES = {
-    "ic": "IC",
-    "icir": "ICIR",
-    "rank_ic": "Rank IC",
-    "rank_icir": "Rank ICIR",
-    "annualized_return": "Annualized Return",
-    "information_ratio": "Information Ratio",
-    "max_drawdown": "Max Drawdown",
-}
 RUN_KEY = ("implementation", "model", "n_epochs", "seed")
-
-
-@dataclass(frozen=True)
-class BenchmarkPlan:
-    """What one benchmark run trains: configurations, seeds, the epoch budget and where."""
-
-    models: tuple[str, ...]
-    seeds: tuple[int, ...]
-    max_epochs: int = 0  # 0: the configuration's own n_epochs (Qlib's YAML: 200, with early stopping)
-    device: str = "auto"
-    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
-
-    def __post_init__(self) -> None:
-        if not self.models:
-            raise ValueError("benchmark: no model configuration selected")
-        for name in self.models:
-            get_model_config(name)  # raises naming the unknown configuration
-        if not self.seeds:
-            raise ValueError("benchmark: at least one seed is needed")
-        if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
-            raise ValueError(f"benchmark seeds must be distinct non-negative integers, got {list(self.seeds)}")
-        if self.max_epochs < 0:
-            raise ValueError(f"benchmark max_epochs must be 0 (no cap) or positive, got {self.max_epochs}")
-        if self.threads < 0:
-            raise ValueError(f"benchmark threads must be 0 (torch's default) or positive, got {self.threads}")
-
-    def config(self, name: str, seed: int):
-        base = get_model_config(name)
-        epochs = min(base.n_epochs, self.max_epochs) if self.max_epochs else base.n_epochs
-        return base.replace(seed=seed, n_epochs=epochs)
 
 
 # -- evaluation of one set of test scores -----------------------------------------------------------------
@@ -138,28 +99,6 @@ def read_results(warehouse: Warehouse) -> pl.DataFrame:
     return warehouse.query("select * from benchmark_results order by model, implementation desc, n_epochs")
 
 
-def aggregate(runs: pl.DataFrame) -> pl.DataFrame:
-    """Mean and sample standard deviation (ddof 1; 0 with one seed) per implementation, model and budget."""
-    group = ["implementation", "model", "dataset", "n_epochs", "device", "threads"]
-    stats = []
-    for m in METRICS:
-        stats += [pl.col(m).mean().alias(f"{m}_mean"), pl.col(m).std(ddof=1).fill_null(0.0).alias(f"{m}_std")]
-    return (
-        runs.group_by(group)
-        .agg(
-            pl.col("seed").sort().cast(pl.Utf8).str.join(",").alias("seeds"),
-            pl.len().alias("n_seeds"),
-            *stats,
-            pl.col("train_s").mean().alias("train_s_mean"),
-            pl.col("epochs_run").mean().alias("epochs_run_mean"),
-            pl.col("test_start").min(),
-            pl.col("test_end").max(),
-            pl.col("finished_at").max().alias("last_finished_at"),
-        )
-        .sort("model", "implementation", "n_epochs")
-    )
-
-
 # -- the runs ---------------------------------------------------------------------------------------------
 def _log(log: Callable[[str], Any] | None, message: str) -> None:
     if log is not None:
@@ -211,7 +150,7 @@ def run_benchmark(
             row = {
                 "implementation": IMPLEMENTATION,
                 "model": name,
-                "dataset": DATASET.get(config.handler, config.handler),
+                "dataset": get_handler_config(config.handler).title,
                 "n_epochs": config.n_epochs,
                 "seed": seed,
                 **metrics,
@@ -276,7 +215,7 @@ def evaluate_reference(
         row = {
             "implementation": run["implementation"],
             "model": run["model"],
-            "dataset": DATASET.get(config.handler, config.handler),
+            "dataset": get_handler_config(config.handler).title,
             "n_epochs": int(run["params"]["n_epochs"]),
             "seed": int(run["seed"]),
             **metrics,
@@ -300,58 +239,3 @@ def evaluate_reference(
         rows.append(row)
         _log(log, f"{row['implementation']} {row['model']} seed {row['seed']}: IC {metrics['ic']:.4f}")
     return rows
-
-
-# -- presentation -----------------------------------------------------------------------------------------
-def _pm(mean: float, std: float, digits: int = 4) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "n/a"
-    return f"{mean:.{digits}f}±{std:.{digits}f}"
-
-
-def results_markdown(results: pl.DataFrame) -> str:
-    """Qlib's benchmark table layout: one row per model and implementation, metrics as mean ± std."""
-    if results.height == 0:
-        return "_no benchmark results yet_"
-    head = (
-        "| Model | Dataset | Implementation | "
-        + " | ".join(METRIC_TITLES[m] for m in METRICS)
-        + " | Train time / seed | Epochs (cap) | Seeds | Device |"
-    )
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in results.sort("model", "implementation", "n_epochs").iter_rows(named=True):
-        device = r["device"] + (f" ({r['threads']} thread{'s' if r['threads'] != 1 else ''})" if r["threads"] else "")
-        cells = [r["model"], r["dataset"], r["implementation"]]
-        cells += [_pm(r[f"{m}_mean"], r[f"{m}_std"]) for m in METRICS]
-        cells += [
-            f"{r['train_s_mean']:.0f} s",
-            f"{r['epochs_run_mean']:.1f} ({r['n_epochs']})",
-            f"{r['n_seeds']} ({r['seeds']})",
-            device,
-        ]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines)
-
-
-def comparison_markdown(results: pl.DataFrame, reference_prefix: str = "qlib") -> str:
-    """Per model that both implementations ran with the same epoch budget: our mean IC, Rank IC and train time
-    against the reference's."""
-    if results.height == 0:
-        return "_no benchmark results yet_"
-    ours = results.filter(pl.col("implementation") == IMPLEMENTATION)
-    ref = results.filter(pl.col("implementation").str.starts_with(reference_prefix))
-    joined = ours.join(ref, on=["model", "n_epochs", "device"], suffix="_ref")
-    if joined.height == 0:
-        return "_no model ran in both implementations with the same epoch budget and device_"
-    lines = [
-        "| Model | Epochs (cap) | IC ours / Qlib | Rank IC ours / Qlib | Train time ours / Qlib | Reference |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in joined.sort("model").iter_rows(named=True):
-        lines.append(
-            f"| {r['model']} | {r['n_epochs']} | {r['ic_mean']:.4f} / {r['ic_mean_ref']:.4f} | "
-            f"{r['rank_ic_mean']:.4f} / {r['rank_ic_mean_ref']:.4f} | "
-            f"{r['train_s_mean']:.0f} s / {r['train_s_mean_ref']:.0f} s "
-            f"({r['train_s_mean'] / r['train_s_mean_ref']:.2f}×) | {r['implementation_ref']} |"
-        )
-    return "\n".join(lines)

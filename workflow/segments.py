@@ -1,8 +1,10 @@
-"""Train / valid / test segments: defaults derived from the data's calendar, overridable."""
+"""Train / valid / test segments: defaults derived from the data's calendar, overridable per date, or rolling
+(the scheduled retraining's window ending at the latest labelled day)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 SEGMENT_NAMES = ("train", "valid", "test")
@@ -68,3 +70,46 @@ def parse_segments(text: str) -> Segments:
     except ValueError as exc:
         raise ValueError(f"segments {text!r}: {exc}") from None
     return Segments(*ranges)
+
+
+def rolling_segments(calendar: list[dt.date], latest_labelled: dt.date) -> Segments:
+    """Valid ends at the latest labelled day and train precedes it, each as many trading days as the default
+    segments; test is whatever comes after (empty before new days arrive: the day after valid)."""
+    base = default_segments(calendar)
+    days = [d for d in calendar if d <= latest_labelled]
+    n_valid = sum(1 for d in calendar if base.valid[0] <= d <= base.valid[1])
+    n_train = sum(1 for d in calendar if base.train[0] <= d <= base.train[1])
+    if len(days) < n_valid + 30:
+        raise ValueError(f"rolling segments need more than {n_valid + 30} labelled days, have {len(days)}")
+    valid = (days[-n_valid], days[-1])
+    train = (days[max(0, len(days) - n_valid - n_train)], days[-n_valid - 1])
+    later = [d for d in calendar if d > valid[1]]
+    test = (later[0], calendar[-1]) if later else (valid[1] + dt.timedelta(days=1),) * 2
+    return Segments(train=train, valid=valid, test=test)
+
+
+def resolve_segments(
+    calendar: list[dt.date],
+    dates: Mapping[str, tuple[str | None, str | None]] | None = None,
+    *,
+    rolling: bool = False,
+    latest_labelled: dt.date | None = None,
+) -> Segments:
+    """The segments a run uses: rolling ones when asked for (and labels exist), else the defaults of
+    ``calendar`` with each date of ``dates`` (segment -> (start, end), ISO strings or None) put over them."""
+    if rolling and latest_labelled is not None:
+        return rolling_segments(calendar, latest_labelled)
+    base = default_segments(calendar)
+    dates = dates or {}
+    unknown = set(dates) - set(SEGMENT_NAMES)
+    if unknown:
+        raise ValueError(f"unknown segment(s) {sorted(unknown)}; segments are {', '.join(SEGMENT_NAMES)}")
+    out = {}
+    for name in SEGMENT_NAMES:
+        lo, hi = dates.get(name, (None, None))
+        default = getattr(base, name)
+        out[name] = (
+            dt.date.fromisoformat(lo) if lo else default[0],
+            dt.date.fromisoformat(hi) if hi else default[1],
+        )
+    return Segments(**out)

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from features.dates import DateLike, to_day
 from features.expressions.nodes import UNBOUNDED
 
 CalendarLike = Sequence[dt.date] | pl.Series | np.ndarray
-DateLike = dt.date | dt.datetime | str | np.datetime64 | None
 
 
 def to_calendar(calendar: CalendarLike) -> np.ndarray:
@@ -42,19 +42,8 @@ def to_calendar(calendar: CalendarLike) -> np.ndarray:
     return cal
 
 
-def to_day(value: DateLike, name: str) -> np.datetime64 | None:
-    if value is None:
-        return None
-    try:
-        if isinstance(value, str):
-            return np.datetime64(dt.date.fromisoformat(value[:10]), "D")
-        return np.datetime64(value, "D")
-    except (ValueError, TypeError):
-        raise ValueError(f"{name}={value!r} is not a date") from None
-
-
 @dataclass
-class Layout:
+class PaddedGrid:
     frame: pl.DataFrame
     instruments: pl.Series  # names, sorted; _seg indexes into it
     calendar: pl.Series  # Date; _t indexes into it
@@ -103,20 +92,20 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts, lengths) + (np.arange(total, dtype=np.int64) - offsets)
 
 
-def build_layout(
+def build_grid(
     bars: pl.DataFrame | pl.LazyFrame,
     calendar: CalendarLike,
     fields: Collection[str],
     required: Collection[str],
-    start: DateLike,
-    end: DateLike,
+    start: DateLike | None,
+    end: DateLike | None,
     *,
     lookback: int,
     horizon: int,
     pad: int,
     keep_idle: bool,
     members: pl.DataFrame | None = None,
-) -> Layout:
+) -> PaddedGrid:
     """The padded frame of every instrument with a bar, limited to ``lookback`` days before ``start`` and
     ``horizon`` days after ``end`` (each instrument's first and last day still come from all of ``bars``).
 
@@ -199,7 +188,7 @@ def build_layout(
         columns[f"${name}"] = pl.Series(f"${name}", values)
     longest = int(seg_len.max()) if seg_len.size else 1
     blocks = np.append(base - pad, n_rows)
-    return Layout(pl.DataFrame(columns), names.gather(kept), pl.Series("date", cal).cast(pl.Date), pad, longest,
+    return PaddedGrid(pl.DataFrame(columns), names.gather(kept), pl.Series("date", cal).cast(pl.Date), pad, longest,
                   present, blocks)  # fmt: skip
 
 

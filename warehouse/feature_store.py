@@ -1,0 +1,62 @@
+"""Feature and label tables in the warehouse: which table holds a catalog set, reading a date window of it, the
+trading calendar the windows are cut from, and the key policy of these tables."""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+
+import polars as pl
+
+from features.catalog import CatalogView
+from warehouse.store import Warehouse
+
+# feature set -> its table, for every set of the catalog in force (built-ins and PIPELINE_FEATURES sets).
+FEATURE_TABLES: CatalogView[str] = CatalogView(lambda spec: spec.table)
+
+# Feature and label tables keep (instrument, date) unique by how they are written (a window's dates deleted,
+# then inserted; earlier days only where missing) and declare no primary key: DuckDB's index on a 160- or
+# 360-column table made replacing a two-year window about five times slower than the insert itself.
+# Warehouses written before that have the key: dropped once per table (checked once per process).
+_CHECKED_NO_KEY: set[tuple[str, str]] = set()
+
+
+def ensure_no_primary_key(warehouse: Warehouse, table: str) -> None:
+    if (str(warehouse.path), table) not in _CHECKED_NO_KEY:
+        warehouse.drop_primary_key(table)
+        _CHECKED_NO_KEY.add((str(warehouse.path), table))
+
+
+def trading_days(warehouse: Warehouse) -> list[dt.date]:
+    return warehouse.query("select date from calendar order by date")["date"].to_list()
+
+
+def history_bounds(
+    calendar: list[dt.date], start: dt.date, end: dt.date, before: int, after: int
+) -> tuple[dt.date, dt.date]:
+    """The bar dates a window needs: ``before`` trading days ahead of ``start`` and ``after`` past ``end``."""
+    lo = bisect.bisect_left(calendar, start)
+    hi = bisect.bisect_right(calendar, end) - 1
+    first = calendar[max(0, lo - before)] if calendar else start
+    last = calendar[min(len(calendar) - 1, max(hi, 0) + after)] if calendar else end
+    return min(first, start), max(last, end)
+
+
+def read_feature_frame(
+    warehouse: Warehouse,
+    feature_set: str,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    columns: list[str] | None = None,
+) -> pl.DataFrame:
+    table = FEATURE_TABLES[feature_set]
+    cols = "*" if not columns else ", ".join(["instrument", "date", *(f'"{c}"' for c in columns)])
+    where, params = [], []
+    if start is not None:
+        where.append("date >= ?")
+        params.append(start)
+    if end is not None:
+        where.append("date <= ?")
+        params.append(end)
+    clause = f" where {' and '.join(where)}" if where else ""
+    return warehouse.query(f"select {cols} from {table}{clause} order by instrument, date", params or None)

@@ -1,0 +1,104 @@
+"""The scoring stage: score a date window with a model's registered artifact and store the scores in table
+`predictions` under its version."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from models.artifacts import load_artifact
+from models.scoring import predict
+from models.training import Log, resolve_device
+from processing.config import get_handler_config
+from processing.handler import FittedHandler
+from warehouse.feature_store import FEATURE_TABLES, trading_days
+from warehouse.store import Warehouse
+from workflow.names import model_asset, predictions_asset
+from workflow.training import build_model_samples
+
+
+def current_model(warehouse: Warehouse, name: str) -> dict[str, Any]:
+    rows = warehouse.query("select * from models where model = ? order by trained_at desc limit 1", [name])
+    if rows.height == 0:
+        raise ValueError(f"model {name!r} has not been trained yet; materialize {model_asset(name)} first")
+    return rows.row(0, named=True)
+
+
+@dataclass
+class ScoreReport:
+    model: str
+    version: str
+    rows: int
+    seconds: float
+    # seconds per phase: load (artifact), read (features from DuckDB), build (processors + samples), forward, write
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+def _member_rows(warehouse: Warehouse, feature_set: str, start: dt.date, end: dt.date) -> int:
+    """Feature rows of universe members in [start, end]: zero on days whose bars are not in yet."""
+    table = FEATURE_TABLES[feature_set]
+    return warehouse.query(
+        f"select count(*) from {table} f join instruments m on f.instrument = m.instrument "
+        "and f.date between m.start_date and m.end_date where f.date between ? and ?",
+        [start, end],
+    ).item()
+
+
+def score_window(
+    warehouse: Warehouse,
+    name: str,
+    start: dt.date,
+    end: dt.date,
+    device: str = "auto",
+    log: Log = None,
+    batch_size: int | None = None,
+) -> ScoreReport:
+    """Score [start, end] with the registered artifact of ``name`` and store the scores under its version.
+
+    ``log`` gets the scoring progress (see :func:`models.scoring.predict`); ``batch_size`` defaults to the
+    model's own (inference batches only change the float rounding of the GEMMs, not the scores).
+    """
+    t0 = time.perf_counter()
+    phases: dict[str, float] = {}
+    entry = current_model(warehouse, name)
+    model, config, extra = load_artifact(entry["path"], device=resolve_device(device))
+    fitted = FittedHandler.from_state(extra["handler_state"])
+    calendar = [d for d in trading_days(warehouse) if start <= d <= end]
+    scores = pl.DataFrame(
+        schema={"model": pl.Utf8, "model_version": pl.Utf8, "instrument": pl.Utf8, "date": pl.Date, "score": pl.Float64}
+    )
+    feature_set = get_handler_config(config.handler).feature_set
+    phases["load"] = time.perf_counter() - t0
+    if calendar and _member_rows(warehouse, feature_set, start, end):
+        samples = build_model_samples(warehouse, config, fitted, {"test": (start, end)}, phases)["test"]
+        if samples.n_samples:
+            t = time.perf_counter()
+            values = predict(
+                model,
+                samples,
+                device=resolve_device(device),
+                batch_size=batch_size or config.batch_size,
+                log=log,
+                name=f"{predictions_asset(name)} {start}..{end}",
+            )
+            phases["forward"] = time.perf_counter() - t
+            scores = pl.DataFrame(
+                {
+                    "model": name,
+                    "model_version": entry["model_version"],
+                    "instrument": samples.instruments.astype(str),
+                    "date": samples.dates.astype("datetime64[D]"),
+                    "score": np.asarray(values, dtype=np.float64),
+                }
+            )
+    t = time.perf_counter()
+    rows = warehouse.replace(
+        "predictions", scores, date_range=(start, end), where={"model": name, "model_version": entry["model_version"]}
+    )
+    phases["write"] = time.perf_counter() - t
+    return ScoreReport(name, entry["model_version"], rows, time.perf_counter() - t0, phases)
