@@ -40,3 +40,26 @@ def test_sensor_requests_only_new_days() -> None:
     assert request.tags["dagster/asset_partition_range_end"] == "2021-01-08"
     first = plan_new_data_run(cal, None)
     assert first is not None and first.tags["dagster/asset_partition_range_start"] == "2021-01-04"
+
+
+def test_the_schedule_reads_its_settings_from_the_environment(tmp_path: Path) -> None:
+    import dataclasses
+
+    import pytest
+
+    from pipeline.automation import build_schedule
+    from pipeline.settings import Settings
+
+    env = {"PIPELINE_SCHEDULE_CRON": "0 17 * * 1-5", "PIPELINE_RETRAIN_EVERY": "5", "PIPELINE_REFRESH_DAYS": "3"}
+    parsed = Settings.from_env(env)
+    assert (parsed.schedule_cron, parsed.retrain_every, parsed.refresh_days) == ("0 17 * * 1-5", 5, 3)
+    settings = dataclasses.replace(settings_for(tmp_path), schedule_cron="0 17 * * 1-5", retrain_every=5)
+    schedule = build_schedule(settings)
+    assert schedule.cron_schedule == "0 17 * * 1-5" and "every 5 trading day(s)" in (schedule.description or "")
+    for name, bad in (
+        ("PIPELINE_RETRAIN_EVERY", "0"),
+        ("PIPELINE_REFRESH_DAYS", "two"),
+        ("PIPELINE_SCHEDULE_CRON", "daily"),
+    ):
+        with pytest.raises(ValueError, match=name):
+            Settings.from_env({name: bad})
