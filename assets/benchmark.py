@@ -11,6 +11,7 @@ import pydantic
 
 from assets.models import handler_upstream
 from models.config import model_config_names
+from pipeline.code_versions import code_version
 from pipeline.metadata import frame_markdown
 from pipeline.resources import ComputeResource, MarketSourceResource, SegmentsResource, WarehouseResource
 from warehouse.feature_tables import trading_days
@@ -42,7 +43,7 @@ class BenchmarkConfig(dg.Config):
 @dg.asset(
     name="benchmark_results",
     group_name=GROUP,
-    code_version="1",
+    code_version=code_version(__name__),
     kinds={"pytorch", "duckdb"},
     pool="training",
     deps=[k for k in handler_upstream() if k not in ("calendar", "universe")],

@@ -16,6 +16,7 @@ from evaluation.workflow import (
     store_signal,
 )
 from features import catalog
+from pipeline.code_versions import code_version
 from pipeline.metadata import frame_markdown, line_plot_markdown
 from pipeline.resources import MarketSourceResource, SegmentsResource, WarehouseResource
 from warehouse.feature_tables import trading_days
@@ -57,7 +58,7 @@ def build_signal_asset(model: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"signal_{model}",
         group_name=GROUP,
-        code_version="1",
+        code_version=code_version(__name__),
         pool="warehouse",
         kinds={"duckdb"},
         deps=[f"predictions_{model}", catalog.label_set().table],
@@ -98,7 +99,7 @@ def build_backtest_asset(model: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"backtest_{model}",
         group_name=GROUP,
-        code_version="2",  # 2: the report covers the whole test segment (Qlib's first and last day)
+        code_version=code_version(__name__),
         pool="warehouse",
         kinds={"duckdb"},
         deps=[f"predictions_{model}", "bars"],
@@ -151,7 +152,7 @@ def build_leaderboard_asset(models: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
         name="leaderboard",
         group_name=GROUP,
-        code_version="1",
+        code_version=code_version(__name__),
         pool="warehouse",
         kinds={"duckdb"},
         deps=[f"{kind}_{m}" for m in models for kind in ("signal", "backtest")],

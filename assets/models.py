@@ -9,6 +9,7 @@ import pydantic
 
 from features import catalog
 from models.config import ModelConfig, get_model_config, model_config_names
+from pipeline.code_versions import code_version
 from pipeline.metadata import line_plot_markdown
 from pipeline.partitions import window_dates
 from pipeline.profiles import profile_overrides
@@ -51,7 +52,7 @@ def build_dataset_asset(handler: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"dataset_{handler}",
         group_name=GROUP_DATA,
-        code_version="1",
+        code_version=code_version(__name__),
         kinds={"polars", "duckdb"},
         deps=[feature_table, catalog.label_set().table, "universe"],
         description=f"The `{handler}` data handler: its processors fitted on the fit window (the train segment), "
@@ -97,7 +98,7 @@ def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"model_{name}",
         group_name=GROUP,
-        code_version="1",
+        code_version=code_version(__name__),
         kinds={"pytorch"},
         pool="training",
         deps=[f"dataset_{base.handler}", feature_table, catalog.label_set().table],
@@ -164,7 +165,7 @@ def build_predictions_asset(name: str, profile: str, partitions: dg.PartitionsDe
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool="warehouse",
-        code_version="1",
+        code_version=code_version(__name__),
         kinds={"pytorch", "duckdb"},
         deps=[f"model_{name}", dg.AssetDep(feature_table, partition_mapping=lookback)],
         description=f"Scores of `{name}`'s registered artifact for each day of the partition window, table "
