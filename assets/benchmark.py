@@ -12,7 +12,7 @@ import pydantic
 from assets.models import handler_upstream
 from models.config import model_config_names
 from pipeline.code_versions import code_version
-from pipeline.metadata import frame_markdown
+from pipeline.metadata import benchmark_bars_markdown, frame_markdown
 from pipeline.resources import ComputeResource, MarketSourceResource, SegmentsResource, WarehouseResource
 from warehouse.feature_tables import trading_days
 
@@ -60,7 +60,7 @@ def benchmark_results(
     segments: SegmentsResource,
     compute: ComputeResource,
 ) -> dg.MaterializeResult:
-    # Imported here: they pull in torch and matplotlib (~2 s), which a CLI run of other assets never needs.
+    # Imported here: they pull in torch (~2 s), which a CLI run of other assets never needs.
     from evaluation.benchmark import (
         BenchmarkPlan,
         comparison_markdown,
@@ -70,7 +70,6 @@ def benchmark_results(
         results_markdown,
         run_benchmark,
     )
-    from evaluation.plots import benchmark_bars_png, png_markdown
 
     wh = warehouse.get()
     seg = segments.resolve(trading_days(wh), rolling=False)
@@ -102,9 +101,7 @@ def benchmark_results(
             "runs": dg.MetadataValue.md(frame_markdown(runs.select(shown)) if runs.height else "_none_"),
             "n_runs": runs.height,
             "implementations": ", ".join(sorted(runs["implementation"].unique().to_list())) if runs.height else "",
-            "chart": dg.MetadataValue.md(
-                png_markdown(benchmark_bars_png(results), "IC and Rank IC per model") if results.height else "_none_"
-            ),
+            "chart": dg.MetadataValue.md(benchmark_bars_markdown(results) if results.height else "_none_"),
             "mean_ic": dg.MetadataValue.md(
                 frame_markdown(
                     results.select("model", "n_epochs", "implementation", "ic_mean", "rank_ic_mean").sort(
