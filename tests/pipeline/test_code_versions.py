@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from features import catalog
