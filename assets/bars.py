@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from pipeline.code_versions import code_version
 from pipeline.partitions import window_dates
 from pipeline.resources import MarketSourceResource, WarehouseResource
 from warehouse import quality
@@ -14,7 +15,7 @@ GROUP = "bars"
 @dg.asset(
     group_name=GROUP,
     pool="warehouse",
-    code_version="1",
+    code_version=code_version(__name__),
     kinds={"duckdb"},
     description="The source's trading calendar, table `calendar(date)`.",
 )
@@ -30,7 +31,7 @@ def calendar(source: MarketSourceResource, warehouse: WarehouseResource) -> dg.M
 @dg.asset(
     group_name=GROUP,
     pool="warehouse",
-    code_version="1",
+    code_version=code_version(__name__),
     kinds={"duckdb"},
     deps=[calendar],
     description="Universe membership ranges, table `instruments(universe, instrument, start_date, end_date)`; "
@@ -72,7 +73,7 @@ def build_bars_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool="warehouse",
-        code_version="1",
+        code_version=code_version(__name__),
         kinds={"duckdb", "polars"},
         deps=[calendar, universe],
         description="Daily bars of the universe's members and the benchmark, table `bars(instrument, date, open, "

@@ -11,7 +11,8 @@ import pydantic
 
 from assets.models import handler_upstream
 from models.config import model_config_names
-from pipeline.metadata import frame_markdown
+from pipeline.code_versions import code_version
+from pipeline.metadata import benchmark_bars_markdown, frame_markdown
 from pipeline.resources import ComputeResource, MarketSourceResource, SegmentsResource, WarehouseResource
 from warehouse.feature_store import trading_days
 from workflow.benchmark_plan import FULL_SEEDS
@@ -43,7 +44,7 @@ class BenchmarkConfig(dg.Config):
 @dg.asset(
     name="benchmark_results",
     group_name=GROUP,
-    code_version="1",
+    code_version=code_version(__name__),
     kinds={"pytorch", "duckdb"},
     pool="training",
     deps=[k for k in handler_upstream() if k not in ("calendar", "universe")],
@@ -60,9 +61,8 @@ def benchmark_results(
     segments: SegmentsResource,
     compute: ComputeResource,
 ) -> dg.MaterializeResult:
-    # Imported here: they pull in torch and matplotlib (~2 s), which a CLI run of other assets never needs.
+    # Imported here: they pull in torch (~2 s), which a CLI run of other assets never needs.
     from evaluation.benchmark_table import comparison_markdown, results_markdown
-    from evaluation.plots import benchmark_bars_png, png_markdown
     from workflow.benchmark import BenchmarkPlan, evaluate_reference, read_results, read_runs, run_benchmark
 
     wh = warehouse.get()
@@ -95,9 +95,7 @@ def benchmark_results(
             "runs": dg.MetadataValue.md(frame_markdown(runs.select(shown)) if runs.height else "_none_"),
             "n_runs": runs.height,
             "implementations": ", ".join(sorted(runs["implementation"].unique().to_list())) if runs.height else "",
-            "chart": dg.MetadataValue.md(
-                png_markdown(benchmark_bars_png(results), "IC and Rank IC per model") if results.height else "_none_"
-            ),
+            "chart": dg.MetadataValue.md(benchmark_bars_markdown(results) if results.height else "_none_"),
             "mean_ic": dg.MetadataValue.md(
                 frame_markdown(
                     results.select("model", "n_epochs", "implementation", "ic_mean", "rank_ic_mean").sort(

@@ -6,6 +6,7 @@ import polars as pl
 
 from evaluation.backtest import BACKTEST_WINDOW, BacktestConfig
 from features import catalog
+from pipeline.code_versions import code_version
 from pipeline.forms import config_form
 from pipeline.metadata import frame_markdown, line_plot_markdown
 from pipeline.resources import MarketSourceResource, SegmentsResource, WarehouseResource
@@ -44,7 +45,7 @@ def build_signal_asset(model: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"signal_{model}",
         group_name=GROUP,
-        code_version="1",
+        code_version=code_version(__name__),
         pool="warehouse",
         kinds={"duckdb"},
         deps=[f"predictions_{model}", catalog.label_set().table],
@@ -85,7 +86,7 @@ def build_backtest_asset(model: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"backtest_{model}",
         group_name=GROUP,
-        code_version="2",  # 2: the report covers the whole test segment (Qlib's first and last day)
+        code_version=code_version(__name__),
         pool="warehouse",
         kinds={"duckdb"},
         deps=[f"predictions_{model}", "bars"],
@@ -138,7 +139,7 @@ def build_leaderboard_asset(models: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
         name="leaderboard",
         group_name=GROUP,
-        code_version="1",
+        code_version=code_version(__name__),
         pool="warehouse",
         kinds={"duckdb"},
         deps=[f"{kind}_{m}" for m in models for kind in ("signal", "backtest")],

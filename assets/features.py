@@ -14,6 +14,7 @@ import dagster as dg
 from features import catalog
 from features.catalog import FeatureSetSpec
 from features.checks import INF_FRACTION_WARN, NULL_FRACTION_WARN, WindowQuality, listed
+from pipeline.code_versions import code_version
 from pipeline.partitions import window_dates
 from pipeline.resources import WarehouseResource
 from workflow.features import build_feature_window
@@ -113,7 +114,7 @@ def build_feature_asset(spec: FeatureSetSpec, partitions: dg.PartitionsDefinitio
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool="warehouse",
-        code_version=spec.code_version,
+        code_version=code_version(__name__, spec.code_version),
         kinds={"duckdb", "polars"},
         deps=[dg.AssetDep("bars", partition_mapping=bars_mapping(spec))],
         description=f"{spec.description} Lookback {lookback}, horizon {spec.horizon}; source {spec.source}.",

@@ -10,6 +10,7 @@ import pydantic
 
 from features import catalog
 from models.config import ModelConfig, get_model_config, model_config_names, model_handlers
+from pipeline.code_versions import code_version
 from pipeline.metadata import line_plot_markdown
 from pipeline.partitions import window_dates
 from pipeline.profiles import profile_overrides
@@ -42,7 +43,7 @@ def build_handler_asset(handler: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=handler_asset(handler),
         group_name=GROUP_DATA,
-        code_version="1",
+        code_version=code_version(__name__),
         kinds={"polars", "duckdb"},
         deps=[feature_table, catalog.label_set().table, "universe"],
         description=f"The `{handler}` data handler: its processors fitted on the fit window (the train segment), "
@@ -88,7 +89,7 @@ def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=model_asset(name),
         group_name=GROUP,
-        code_version="1",
+        code_version=code_version(__name__),
         kinds={"pytorch"},
         pool="training",
         deps=[handler_asset(base.handler), feature_table, catalog.label_set().table],
@@ -155,7 +156,7 @@ def build_predictions_asset(name: str, profile: str, partitions: dg.PartitionsDe
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool="warehouse",
-        code_version="1",
+        code_version=code_version(__name__),
         kinds={"pytorch", "duckdb"},
         deps=[model_asset(name), dg.AssetDep(feature_table, partition_mapping=lookback)],
         description=f"Scores of `{name}`'s registered artifact for each day of the partition window, table "

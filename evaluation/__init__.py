@@ -4,5 +4,5 @@
 * ``backtest``: the daily TopkDropout backtest and its report (PortAnaRecord), built on ``market`` (exchange
   rules), ``topk_dropout`` (the strategy's picks) and ``ledger`` (order execution against cash).
 * ``risk``: Qlib's ``risk_analysis``.
-* ``plots``: PNG charts and markdown helpers; ``scores_file``: reading and checking score files.
+* ``scores_file``: reading and checking score files.
 """

@@ -30,12 +30,10 @@ needs one calendar day after end_date to exist (its step's right boundary); this
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -123,22 +121,6 @@ class BacktestConfig:
     @property
     def price_column(self) -> str:
         return self.deal_price.lstrip("$")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> BacktestConfig:
-        """Build from plain settings (e.g. a YAML/CLI dict); dates may be ISO strings."""
-        names = [f.name for f in dataclasses.fields(cls) if f.init]
-        unknown = sorted(set(values) - set(names))
-        if unknown:
-            raise ValueError(f"unknown backtest settings {unknown}; valid settings: {', '.join(names)}")
-        parsed = dict(values)
-        for name in ("start_date", "end_date"):
-            if isinstance(parsed.get(name), str):
-                try:
-                    parsed[name] = dt.date.fromisoformat(parsed[name])
-                except ValueError:
-                    raise ValueError(f"BacktestConfig.{name}={parsed[name]!r}: not an ISO date") from None
-        return cls(**parsed)
 
 
 @dataclass

@@ -11,12 +11,8 @@ from features.qlib_sets import LABEL_COLUMNS as _LABEL
 from features.qlib_sets import alpha158_columns, alpha360_columns
 from features.registry import (
     FEATURE_SETS,
-    compute_alpha158,
-    compute_alpha360,
     compute_features,
-    compute_labels,
     horizon,
-    label_horizon,
     lookback,
 )
 
@@ -30,11 +26,7 @@ __all__ = [
     "ALPHA360_COLUMNS",
     "FEATURE_SETS",
     "LABEL_COLUMNS",
-    "compute_alpha158",
-    "compute_alpha360",
     "compute_features",
-    "compute_labels",
     "horizon",
-    "label_horizon",
     "lookback",
 ]

@@ -127,9 +127,6 @@ def _builtins() -> list[FeatureSetSpec]:
     ]
 
 
-BUILTIN_NAMES = ("alpha158", "alpha360", "label")
-
-
 def load_catalog(path: str | None = None) -> dict[str, FeatureSetSpec]:
     """The built-in sets, then the sets of the YAML file ``path`` (validated: a bad file raises
     ``features.user_sets.FeatureFileError`` naming the file, set, column and reason)."""
@@ -166,11 +163,6 @@ def get(name: str) -> FeatureSetSpec:
         return sets[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown feature set {name!r}; valid names: {sorted(sets)}") from None
-
-
-def feature_sets() -> list[FeatureSetSpec]:
-    """The sets with role ``feature`` (what handlers read), catalog order."""
-    return [s for s in active().values() if s.role == FEATURE]
 
 
 def label_set() -> FeatureSetSpec:

@@ -93,7 +93,6 @@ ROLLING_GROUPS: list[tuple[str, str, str]] = [
         + _SUM_ABS_VOLUME,
     ),
 ]
-ROLLING_OPERATOR_NAMES = tuple(gate for _, gate, _ in ROLLING_GROUPS)
 
 
 def _lag_ratio(field: str, lag: int, denominator: str) -> str:

@@ -26,11 +26,6 @@ def horizon(feature_set: str) -> int:
     return catalog.get(feature_set).horizon
 
 
-def label_horizon() -> int:
-    """Trading days of bars after a date that its label reads (``Ref($close, -2)``)."""
-    return catalog.label_set().horizon
-
-
 def compute_features(
     name: str,
     bars: pl.DataFrame | pl.LazyFrame,
@@ -53,24 +48,3 @@ def compute_features(
     spec = catalog.get(name)
     columns = list(zip(spec.column_names, spec.nodes, strict=True))
     return compute_columns(columns, bars, calendar, start, end, members=members, set_name=name)
-
-
-def compute_alpha158(
-    bars: pl.DataFrame | pl.LazyFrame, calendar: CalendarLike, start: DateLike = None, end: DateLike = None
-) -> pl.DataFrame:
-    """Qlib's Alpha158 (see ``features.qlib_sets``)."""
-    return compute_features("alpha158", bars, calendar, start, end)
-
-
-def compute_alpha360(
-    bars: pl.DataFrame | pl.LazyFrame, calendar: CalendarLike, start: DateLike = None, end: DateLike = None
-) -> pl.DataFrame:
-    """Qlib's Alpha360 (see ``features.qlib_sets``)."""
-    return compute_features("alpha360", bars, calendar, start, end)
-
-
-def compute_labels(
-    bars: pl.DataFrame | pl.LazyFrame, calendar: CalendarLike, start: DateLike = None, end: DateLike = None
-) -> pl.DataFrame:
-    """Qlib's default label LABEL0 (see ``features.qlib_sets``)."""
-    return compute_features("label", bars, calendar, start, end)

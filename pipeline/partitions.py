@@ -39,11 +39,6 @@ def daily_partitions(first_day: dt.date, last_day: dt.date, timezone: str) -> dg
     )
 
 
-def last_partition_day(partitions: dg.TimeWindowPartitionsDefinition) -> dt.date | None:
-    key = partitions.get_last_partition_key()
-    return dt.date.fromisoformat(key) if key else None
-
-
 def window_dates(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
     """Inclusive first and last date of the partition window a run covers (one day or a backfill range)."""
     window = context.partition_time_window

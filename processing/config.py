@@ -6,7 +6,7 @@ YAMLs (examples/benchmarks/*/workflow_config_*_Alpha{158,360}.yaml).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -192,7 +192,3 @@ def get_handler_config(name: str) -> HandlerConfig:
         return HANDLER_CONFIGS[name]
     except KeyError:
         raise ValueError(f"unknown handler config {name!r}; valid names: {sorted(HANDLER_CONFIGS)}") from None
-
-
-def handler_config_names() -> Sequence[str]:
-    return tuple(HANDLER_CONFIGS)

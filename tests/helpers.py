@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -42,3 +44,12 @@ def materialize_selection(
 
 def range_tags(start: str, end: str) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+
+
+def embedded_png(markdown: str) -> bytes:
+    """The PNG a markdown data-URI image embeds (metadata plots); fails unless ``markdown`` is one."""
+    match = re.fullmatch(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", markdown)
+    assert match is not None, markdown[:200]
+    png = base64.b64decode(match.group(1))
+    assert png.startswith(b"\x89PNG\r\n\x1a\n"), png[:16]
+    return png

@@ -47,8 +47,6 @@ def _specs() -> dict[str, OpSpec]:
 
 
 OPERATORS: dict[str, OpSpec] = _specs()
-# Operators whose result is a boolean series (numpy's comparisons and bitwise logic).
-BOOLEAN_OPS = frozenset(n for n, s in OPERATORS.items() if s.kind in ("compare", "logic"))
 
 # Python-level folding of number-with-number arithmetic (Qlib evaluates expression text as Python).
 _FOLD: dict[str, Callable[[float, float], float]] = {

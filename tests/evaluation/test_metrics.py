@@ -42,13 +42,13 @@ def test_risk_analysis_product_mode_and_other_frequencies() -> None:
 
 
 def test_risk_analysis_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="returns is empty"):
         risk_analysis([])
     with pytest.raises(ValueError, match="1 missing or infinite values \\(first at position 1\\)"):
         risk_analysis([0.1, NAN])
     with pytest.raises(ValueError, match="unknown freq 'year'"):
         risk_analysis([0.1], freq="year")
-    with pytest.raises(ValueError, match="unknown mode"):
+    with pytest.raises(ValueError, match="unknown mode 'log'; valid values: 'sum', 'product'"):
         risk_analysis([0.1], mode="log")  # type: ignore[arg-type]
     assert math.isnan(risk_analysis([0.1])["std"])
 
@@ -130,7 +130,7 @@ def test_signal_input_errors() -> None:
     labels = frame([("A", D1, 0.1)], "label")
     with pytest.raises(ValueError, match="scores has 2 rows with a duplicate .* A on 2024-01-02"):
         daily_ic(scores, labels)
-    with pytest.raises(ValueError, match="pass label_col"):
+    with pytest.raises(ValueError, match=r"labels has 2 value columns \['label', 'other'\]; pass label_col"):
         daily_ic(scores.unique(["instrument", "date"]), labels.with_columns(pl.lit(1.0).alias("other")))
-    with pytest.raises(ValueError, match="quantile"):
+    with pytest.raises(ValueError, match=r"quantile must be in \(0, 0.5\], got 0.7"):
         daily_long_short(scores, labels, quantile=0.7)

@@ -52,9 +52,9 @@ def test_min_group_is_gated_by_low_as_in_qlib() -> None:
 
 
 def test_bad_alpha158_config() -> None:
-    with pytest.raises(ValueError, match="unknown groups"):
+    with pytest.raises(ValueError, match=r"Alpha158 config: unknown groups \['kbars'\]"):
         qlib_sets.alpha158_columns({"kbars": {}})
-    with pytest.raises(ValueError, match="must be integers"):
+    with pytest.raises(ValueError, match="rolling windows must be integers, got 5.5"):
         qlib_sets.alpha158_columns({"rolling": {"windows": [5.5]}})
 
 

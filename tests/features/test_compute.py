@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import numpy as np
 import polars as pl
 import pytest
 
-import features
 from features import (
     ALPHA158_COLUMNS,
     ALPHA360_COLUMNS,
     LABEL_COLUMNS,
-    compute_alpha158,
-    compute_alpha360,
     compute_features,
-    compute_labels,
-    label_horizon,
+    horizon,
     lookback,
 )
 
@@ -70,7 +67,7 @@ def test_lookback_and_horizon():
     assert lookback("alpha158") == 60
     assert lookback("alpha360") == 59
     assert lookback("label") == 0
-    assert label_horizon() == 2
+    assert horizon("label") == 2 and horizon("alpha158") == 0
 
 
 def test_unknown_name_lists_valid_names():
@@ -83,7 +80,7 @@ def test_unknown_name_lists_valid_names():
 
 def test_rows_cover_every_day_from_first_to_last_bar_sorted():
     rows = _walk("B", [3, 4, 7, 8, 9]) + _walk("A", [0, 1, 2, 10])  # gaps are suspended days
-    out = compute_alpha158(_bars(rows), CAL)
+    out = compute_features("alpha158", _bars(rows), CAL)
     assert out.select("instrument", "date").rows() == [("A", CAL[t]) for t in range(11)] + [
         ("B", CAL[t]) for t in range(3, 10)
     ]
@@ -92,7 +89,7 @@ def test_rows_cover_every_day_from_first_to_last_bar_sorted():
 
 
 def test_first_days_and_suspended_days_follow_qlib():
-    out = compute_alpha158(_bars(_rising("A", [0, 1, 2, 3, 6, 7, 8])), CAL)  # days 4 and 5 missing
+    out = compute_features("alpha158", _bars(_rising("A", [0, 1, 2, 3, 6, 7, 8])), CAL)  # days 4 and 5 missing
     assert _col(out, "A", "STD5")[0] is None  # ddof=1 on one value
     assert _col(out, "A", "CNTP5")[:2] == [0.0, 0.5]  # comparisons with NaN count as "not up"
     assert _col(out, "A", "RANK5")[0] == 1.0
@@ -110,9 +107,9 @@ def test_first_days_and_suspended_days_follow_qlib():
 
 def test_single_bar_and_short_instruments():
     rows = _walk("ONE", [20]) + _walk("TWO", [0, 1])
-    a158 = compute_alpha158(_bars(rows), CAL)
-    a360 = compute_alpha360(_bars(rows), CAL)
-    lab = compute_labels(_bars(rows), CAL)
+    a158 = compute_features("alpha158", _bars(rows), CAL)
+    a360 = compute_features("alpha360", _bars(rows), CAL)
+    lab = compute_features("label", _bars(rows), CAL)
     assert a158.height == a360.height == lab.height == 3
     one = a360.filter(pl.col("instrument") == "ONE")
     assert one["CLOSE0"][0] == 1.0 and one["CLOSE1"][0] is None and one["VOLUME0"][0] == 1.0
@@ -121,7 +118,7 @@ def test_single_bar_and_short_instruments():
 
 def test_label_is_return_from_next_close_to_the_one_after():
     rows = _walk("A", list(range(10)))
-    lab = compute_labels(_bars(rows), CAL)
+    lab = compute_features("label", _bars(rows), CAL)
     close = np.array([r[5] for r in rows], dtype=np.float32)
     want = close[2:] / close[1:-1] - np.float32(1)
     got = _col(lab, "A", "LABEL0")
@@ -132,11 +129,11 @@ def test_label_is_return_from_next_close_to_the_one_after():
 def test_zero_volume_and_flat_days():
     rows = _walk("A", list(range(8)))
     rows[5] = ("A", 5, 10.0, 10.0, 10.0, 10.0, 0.0)  # flat, no trading
-    out = compute_alpha158(_bars(rows), CAL)
+    out = compute_features("alpha158", _bars(rows), CAL)
     day = out.filter(pl.col("date") == CAL[5]).row(0, named=True)
     assert day["KLEN"] == 0.0 and day["KMID2"] == 0.0 and day["KSFT2"] == 0.0
     assert day["VMA5"] > 1e14  # Mean(volume)/(0 + 1e-12), as in Qlib
-    a360 = compute_alpha360(_bars(rows), CAL).filter(pl.col("date") == CAL[5]).row(0, named=True)
+    a360 = compute_features("alpha360", _bars(rows), CAL).filter(pl.col("date") == CAL[5]).row(0, named=True)
     assert a360["VOLUME0"] == 0.0 and a360["VOLUME1"] > 1e14
 
 
@@ -157,35 +154,42 @@ def test_missing_vwap_gives_all_null_vwap_features_only():
 
 def test_lazyframe_input_and_calendar_forms():
     bars = _bars(_walk("A", list(range(12))))
-    want = compute_alpha360(bars, CAL)
-    assert compute_alpha360(bars.lazy(), pl.Series(CAL)).equals(want)
-    assert compute_alpha360(bars, np.array(CAL, dtype="datetime64[D]")).equals(want)
+    want = compute_features("alpha360", bars, CAL)
+    assert compute_features("alpha360", bars.lazy(), pl.Series(CAL)).equals(want)
+    assert compute_features("alpha360", bars, np.array(CAL, dtype="datetime64[D]")).equals(want)
 
 
 def test_start_end_limit_rows():
     bars = _bars(_walk("A", list(range(30))))
-    full = compute_alpha158(bars, CAL)
-    part = compute_alpha158(bars, CAL, start=CAL[10], end="2021-01-24")
+    full = compute_features("alpha158", bars, CAL)
+    part = compute_features("alpha158", bars, CAL, start=CAL[10], end="2021-01-24")
     assert part["date"].min() == CAL[10] and part["date"].max() == dt.date(2021, 1, 24)
     assert part.equals(full.filter(pl.col("date").is_between(CAL[10], dt.date(2021, 1, 24))))
-    assert compute_alpha158(bars, CAL, start=CAL[35]).height == 0
-    assert compute_alpha158(bars, CAL, start=CAL[35]).columns == full.columns
+    assert compute_features("alpha158", bars, CAL, start=CAL[35]).height == 0
+    assert compute_features("alpha158", bars, CAL, start=CAL[35]).columns == full.columns
 
 
 def test_bad_inputs_are_reported():
     bars = _bars(_walk("A", list(range(5))))
-    with pytest.raises(ValueError, match="outside the calendar"):
-        compute_alpha158(bars, CAL[2:])
-    with pytest.raises(ValueError, match="duplicate rows for instrument A"):
-        compute_alpha158(pl.concat([bars, bars.head(1)]), CAL)
-    with pytest.raises(ValueError, match="missing column"):
-        compute_alpha158(bars.drop("volume"), CAL)
+    with pytest.raises(ValueError, match="outside the calendar, e.g. instrument A on 2021-01-04"):
+        compute_features("alpha158", bars, CAL[2:])
+    with pytest.raises(ValueError, match="duplicate rows for instrument A on 2021-01-04"):
+        compute_features("alpha158", pl.concat([bars, bars.head(1)]), CAL)
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['volume'\]"):
+        compute_features("alpha158", bars.drop("volume"), CAL)
     with pytest.raises(ValueError, match="calendar must be sorted"):
-        compute_alpha158(bars, CAL[::-1])
-    with pytest.raises(ValueError, match="start"):
-        compute_alpha158(bars, CAL, start="2021-02-01", end="2021-01-05")
-    assert compute_labels(bars.drop("open", "high", "low", "volume", "vwap"), CAL).height == 5  # label needs close
+        compute_features("alpha158", bars, CAL[::-1])
+    with pytest.raises(ValueError, match="start 2021-02-01 is after end 2021-01-05"):
+        compute_features("alpha158", bars, CAL, start="2021-02-01", end="2021-01-05")
+    label_only = bars.drop("open", "high", "low", "volume", "vwap")  # the label needs close only
+    assert compute_features("label", label_only, CAL).height == 5
 
 
-def test_module_docstring_documents_missing_fields():
-    assert "vwap" in features.__doc__ and "all-null" in features.__doc__
+def test_division_by_a_zero_price_gives_inf_not_null():
+    """Qlib's NaN is null in the output, but +-inf stays inf (here: ratios over an open of 0)."""
+    rows = _walk("A", list(range(8)))
+    rows[3] = ("A", 3, 0.0, 10.0, 9.0, 9.5, 100.0)
+    day = compute_features("alpha158", _bars(rows), CAL).filter(pl.col("date") == CAL[3]).row(0, named=True)
+    assert day["KMID"] == math.inf and day["KLEN"] == math.inf  # (close - open) / open, (high - low) / open
+    assert day["KLOW"] == -math.inf  # (min(open, close) - low) / open
+    assert day["OPEN0"] == 0.0

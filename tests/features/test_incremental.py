@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from features import compute_features, label_horizon, lookback
+from features import compute_features, horizon, lookback
 
 SETS = ("alpha158", "alpha360", "label")
 
@@ -29,7 +29,7 @@ def test_range_with_lookback_equals_full_history(name, start_idx, end_idx, fixtu
     start, end = cal[start_idx], cal[end_idx]
     full = compute_features(name, fixture_bars, cal).filter(pl.col("date").is_between(start, end))
     first = cal[max(0, start_idx - lookback(name))]
-    last = cal[min(len(cal) - 1, end_idx + label_horizon())]
+    last = cal[min(len(cal) - 1, end_idx + horizon("label"))]
     trimmed = fixture_bars.filter(pl.col("date").is_between(first, last))
     part = compute_features(name, trimmed, cal, start=start, end=end)
     _assert_same(part, full)

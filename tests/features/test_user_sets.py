@@ -3,6 +3,7 @@ set, column and reason."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -92,7 +93,9 @@ def test_bad_files_name_file_set_column_and_reason(tmp_path: Path, text: str, ne
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(FeatureFileError, match="cannot be read"):
+    with pytest.raises(
+        FeatureFileError, match=re.escape(f"PIPELINE_FEATURES file {tmp_path / 'nope.yaml'}: cannot be read")
+    ):
         load_user_sets(tmp_path / "nope.yaml", reserved={})
 
 
@@ -109,7 +112,7 @@ def test_activate_switches_the_views(tmp_path: Path) -> None:
         assert HandlerConfig(name="mine_h", feature_set="mine").feature_set == "mine"
         catalog.activate(None)
         assert "mine" not in FEATURE_TABLES
-        with pytest.raises(ValueError, match="is not one of"):
+        with pytest.raises(ValueError, match=r"feature_set='mine' is not one of \['alpha158', 'alpha360'\]"):
             HandlerConfig(name="mine_h", feature_set="mine")
     finally:
         catalog.activate(None)

@@ -39,9 +39,9 @@ def test_overrides_and_errors() -> None:
         get_model_config("lstm", layout="grid")
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         get_model_config("lstm", batch_size=0)
-    with pytest.raises(ValueError, match="rnn_type"):
+    with pytest.raises(ValueError, match="rnn_type='TRANSFORMER' is not one of"):
         get_model_config("alstm", rnn_type="transformer")
-    with pytest.raises(ValueError, match="loss"):
+    with pytest.raises(ValueError, match="loss='ic' is not one of"):
         get_model_config("alstm", loss="ic")
 
 

@@ -4,6 +4,7 @@ mean ± std aggregate, idempotent reruns, and a reference implementation's score
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from evaluation.benchmark_table import aggregate, results_markdown
 from pipeline.cli import upstream_selection
 from pipeline.resources import SegmentsResource
-from tests.helpers import materialize_selection, range_tags, settings_for
+from tests.helpers import embedded_png, materialize_selection, range_tags, settings_for
 from warehouse.feature_store import trading_days
 from warehouse.store import Warehouse
 from workflow.benchmark import BenchmarkPlan, evaluate_reference
@@ -75,7 +76,9 @@ def test_one_run_per_model_and_seed_and_mean_std_per_model(bench) -> None:
     table = meta["results"].value
     assert "| gru | Alpha360 | alphaflow |" in table and "±" in table and "| gru_ts | Alpha158 (20 cols) |" in table
     assert meta["n_runs"].value == 4
-    assert meta["chart"].value.startswith("![")
+    assert embedded_png(meta["chart"].value)
+    mean_ic = meta["mean_ic"].value.splitlines()[2:]  # past the header and the rule
+    assert [line.split(" | ")[0].strip("| ") for line in mean_ic] == results["model"].to_list()
 
 
 def test_rerunning_a_model_replaces_its_runs(bench) -> None:
@@ -128,13 +131,13 @@ def test_reference_scores_go_through_the_same_evaluation(bench, tmp_path: Path) 
 def test_bad_reference_and_plan_inputs_are_named(bench, tmp_path: Path) -> None:
     _, _, wh = bench
     seg = SegmentsResource().resolve(trading_days(wh))
-    with pytest.raises(ValueError, match="no runs.jsonl"):
+    with pytest.raises(ValueError, match=re.escape(f"Qlib reference directory {tmp_path}: no runs.jsonl")):
         evaluate_reference(wh, tmp_path, seg, None)
     (tmp_path / "runs.jsonl").write_text('{"model": "gru"}\n')
-    with pytest.raises(ValueError, match=r"runs.jsonl, line 1"):
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'runs.jsonl'}, line 1: not a run record")):
         evaluate_reference(wh, tmp_path, seg, None)
     (tmp_path / "runs.jsonl").write_text('{"model": "gru", "scores": "missing.parquet"}\n')
-    with pytest.raises(ValueError, match="missing.parquet is missing"):
+    with pytest.raises(ValueError, match=re.escape(f"line 1: score file {tmp_path / 'missing.parquet'} is missing")):
         evaluate_reference(wh, tmp_path, seg, None)
     with pytest.raises(ValueError, match="unknown model config 'transformer'"):
         BenchmarkPlan(models=("transformer",), seeds=(0,))

@@ -121,7 +121,7 @@ def test_old_instance_is_upgraded_and_keeps_its_runs(tmp_path: Path, monkeypatch
     text = (home / "dagster.yaml").read_text()
     assert text.startswith(OLD_YAML) and text.endswith(event_log_yaml(home.resolve()))
     assert isinstance(upgraded.event_log_storage, BatchedSqliteEventLogStorage)
-    assert upgraded.get_run_by_id(before) is not None
+    assert upgraded.get_run_by_id(before).status == dg.DagsterRunStatus.SUCCESS  # the run before the upgrade
     assert upgraded.get_materialized_partitions(KEY) == {f"2024-01-0{d}" for d in range(1, 6)}
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     ensure_dagster_home()  # idempotent: an upgraded file is left as it is

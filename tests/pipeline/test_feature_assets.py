@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import pytest
 
+from features import horizon
 from tests.helpers import materialize_selection, range_tags, settings_for
+from warehouse.feature_store import trading_days
 from warehouse.store import Warehouse
 
 TABLES = ("features_alpha158", "features_alpha360", "labels")
+SETS = dict(zip(TABLES, ("alpha158", "alpha360", "label"), strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +47,17 @@ def test_daily_partition_recomputes_one_day_identically(built) -> None:
         settings, "key:features_alpha158 or key:features_alpha360 or key:labels", partition_key=day
     )
     assert result.success
+    calendar = trading_days(wh)
     for table in TABLES:
         meta = result.asset_materializations_for_node(table)[0].metadata
         assert meta["date_range"].value == f"{day}..{day}"
         after = wh.query(f"select * from {table} order by instrument, date")
         assert after.equals(frames[table]), table
+        # The rows written: the day's, and for the labels the days before it whose label reads the day's bars.
+        i = calendar.index(dt.date.fromisoformat(day))
+        written = after.filter(pl.col("date").is_between(calendar[i - horizon(SETS[table])], calendar[i]))
+        assert meta["rows"].value == written.height > 0, table
+        assert meta["instruments"].value == written["instrument"].n_unique(), table
     # The label of the last days stays null: the future bars do not exist.
     last = frames["labels"].filter(pl.col("date") == frames["labels"]["date"].max())
     assert last["LABEL0"].null_count() == last.height

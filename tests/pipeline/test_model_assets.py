@@ -13,7 +13,7 @@ from models.artifacts import load_artifact
 from models.config import model_config_names
 from models.scoring import predict
 from processing.handler import FittedHandler
-from tests.helpers import WHOLE_PIPELINE, materialize_selection, range_tags, settings_for
+from tests.helpers import WHOLE_PIPELINE, embedded_png, materialize_selection, range_tags, settings_for
 from warehouse.store import Warehouse
 from workflow.training import build_model_samples
 
@@ -35,10 +35,22 @@ def test_every_model_is_trained_registered_scored_and_evaluated(full_run) -> Non
     assert models["model"].to_list() == sorted(MODELS)
     for row in models.iter_rows(named=True):
         assert Path(row["path"]).is_dir() and row["device"] == "cpu" and row["epochs_run"] == 1
-        meta = result.asset_materializations_for_node(f"model_{row['model']}")[0].metadata
-        for key in ("device", "parameters", "epochs_run", "best_epoch", "wall_time_s", "samples_per_s", "loss_curves"):
-            assert key in meta, key
-        assert meta["model_version"].value == row["model_version"]
+        meta = {k: v.value for k, v in _metadata(result, f"model_{row['model']}").items()}
+        # The materialization reports the registered row.
+        assert meta["model_version"] == row["model_version"] and meta["artifact"] == row["path"]
+        assert meta["device"] == row["device"] and meta["handler_version"] == row["handler_version"]
+        assert (meta["parameters"], meta["epochs_run"], meta["best_epoch"]) == (
+            row["n_parameters"],
+            row["epochs_run"],
+            row["best_epoch"],
+        )
+        assert meta["best_valid_score"] == row["best_valid_score"]
+        assert meta["wall_time_s"] == round(row["wall_time_s"], 2)
+        assert meta["samples_per_s"] == round(row["samples_per_s"], 1)
+        assert meta["segments"] == ", ".join(
+            f"{n} {row[f'{n}_start']}..{row[f'{n}_end']}" for n in ("train", "valid", "test")
+        )
+        assert embedded_png(meta["loss_curves"])
     # Every prediction names the artifact that produced it.
     joined = wh.query(
         "select count(*) as n, count(m.model) as matched "
@@ -52,6 +64,52 @@ def test_every_model_is_trained_registered_scored_and_evaluated(full_run) -> Non
     metrics = wh.query("select distinct variant from backtest_metrics order by 1")["variant"].to_list()
     assert metrics == ["excess_return_with_cost", "excess_return_without_cost"]
     assert wh.query("select count(distinct model) from ic_daily").item() == len(MODELS)
+
+
+def _metadata(result, node: str) -> dict:
+    (first, *_) = result.asset_materializations_for_node(node)
+    return first.metadata
+
+
+def test_scoring_and_evaluation_metadata_describe_the_stored_rows(full_run) -> None:
+    _, result, wh = full_run
+    for model in MODELS:
+        registered = wh.query("select * from models where model = ?", [model]).row(0, named=True)
+        predictions = {k: v.value for k, v in _metadata(result, f"predictions_{model}").items()}
+        stored = wh.query("select count(*) from predictions where model = ? and model_version = ?",
+                          [model, registered["model_version"]]).item()  # fmt: skip
+        assert predictions["model_version"] == registered["model_version"]
+        assert predictions["rows"] == stored > 0
+        assert predictions["date_range"] == "2020-01-02..2020-12-31"  # the run's partition range
+
+        window = (registered["test_start"], registered["test_end"])
+        signal = {k: v.value for k, v in _metadata(result, f"signal_{model}").items()}
+        metrics = wh.query("select * from signal_metrics where model = ?", [model]).row(0, named=True)
+        assert (metrics["start_date"], metrics["end_date"]) == window
+        assert signal["date_range"] == f"{window[0]}..{window[1]}"
+        assert signal["days"] == wh.query("select count(*) from ic_daily where model = ?", [model]).item()
+        assert signal["model_versions"] == 1
+        for key in ("ic", "icir", "rank_ic", "rank_icir"):
+            assert signal[key] == pytest.approx(metrics[key]), key
+        assert embedded_png(signal["cumulative_ic"])
+
+        backtest = {k: v.value for k, v in _metadata(result, f"backtest_{model}").items()}
+        days = wh.query("select min(date) lo, max(date) hi, count(*) n from backtest_daily where model = ?", [model])
+        lo, hi, n = days.row(0)
+        assert backtest["days"] == n and backtest["date_range"] == f"{lo}..{hi}" == f"{window[0]}..{window[1]}"
+        risk = wh.query("select * from backtest_metrics where model = ? and variant = 'excess_return_with_cost'",
+                        [model]).row(0, named=True)  # fmt: skip
+        assert backtest["excess_return_with_cost/information_ratio"] == pytest.approx(risk["information_ratio"])
+        assert embedded_png(backtest["cumulative_excess_return"]) and embedded_png(backtest["drawdown"])
+
+    for handler in ("alpha360_rnn", "alpha158_20"):
+        dataset = {k: v.value for k, v in _metadata(result, f"dataset_{handler}").items()}
+        fit = wh.query("select * from handlers where handler = ?", [handler]).row(0, named=True)
+        assert dataset["handler_version"] == fit["handler_version"]
+        assert dataset["fit_window"] == f"{fit['fit_start']}..{fit['fit_end']}"
+        assert dataset["rows_in_fit_window"] == fit["n_rows"] > 0
+    board = _metadata(result, "leaderboard")
+    assert board["models"].value == len(MODELS) == wh.query("select count(*) from leaderboard").item()
 
 
 def test_restored_artifact_scores_equal_stored_predictions(full_run) -> None:
@@ -90,7 +148,7 @@ def test_empty_segment_names_segment_and_dates(tmp_path: Path, full_run) -> None
         test_start="2020-11-01",
         test_end="2020-12-31",
     )
-    with pytest.raises(Exception, match=r"train.*2015-01-01"):
+    with pytest.raises(ValueError, match=r"train.*2015-01-01\.\.2015-12-31 has no alpha158 features"):
         dg.materialize(
             assets=list(defs.assets or []),
             selection=dg.AssetSelection.keys("handler_alpha158_20"),

@@ -99,7 +99,8 @@ def test_handler_and_model_on_a_user_set(built, monkeypatch: pytest.MonkeyPatch,
     materialize_selection(built[0], "key:labels", tags=range_tags("2020-01-02", "2020-12-31"))
     segments = default_segments(trading_days(wh))
     fit = fit_and_store_handler(wh, "mine_h", segments)
-    assert fit.rows > 0
+    in_window = wh.query("select count(*) from features_mine where date between ? and ?", list(segments.fit)).item()
+    assert fit.rows == in_window > 0  # the fit window's rows of the user's table
     stored = wh.query("select feature_set from handlers where handler = 'mine_h'").item()
     assert stored == "mine"
     config = ModelConfig(

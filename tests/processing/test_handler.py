@@ -46,13 +46,13 @@ def test_config_errors_list_valid_names() -> None:
         get_handler_config("alpha999")
     with pytest.raises(ValueError, match="valid processors.*RobustZScoreNorm"):
         HandlerConfig(name="x", feature_set="alpha158", infer=({"class": "Normalise"},))
-    with pytest.raises(ValueError, match="learning only"):
+    with pytest.raises(ValueError, match="DropnaLabel is for learning only"):
         HandlerConfig(name="x", feature_set="alpha158", infer=("DropnaLabel",))
-    with pytest.raises(ValueError, match="process_type"):
+    with pytest.raises(ValueError, match="process_type='sideways' is not one of"):
         HandlerConfig(name="x", feature_set="alpha158", process_type="sideways")
-    with pytest.raises(ValueError, match="fit window"):
+    with pytest.raises(ValueError, match=r"processor ZScoreNorm: \['fit_start_time'\] come from fit_handler's fit"):
         ProcessorSpec("ZScoreNorm", {"fit_start_time": "2020-01-01"})
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match=r"handler config has unknown keys \['colour'\]"):
         HandlerConfig.from_dict({"name": "x", "feature_set": "alpha158", "colour": 1})
 
 
@@ -69,7 +69,7 @@ def test_modes_raw_infer_learn() -> None:
     assert np.abs(learn.labels).max() <= 0.5 * 3.46 + 1e-6  # CSRankNorm
     keep = ~np.isnan(raw.labels[:, 0])
     assert np.array_equal(learn.features, infer.features[keep])
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(ValueError, match="mode='test' is not one of"):
         h.transform(feats, labels, mode="test")
 
 
@@ -107,7 +107,7 @@ def test_state_round_trip_gives_identical_transforms() -> None:
         assert np.array_equal(a.features, b.features, equal_nan=True)
         assert np.array_equal(a.labels, b.labels, equal_nan=True)
     bad = dict(state, processors={**state["processors"], "learn": state["processors"]["learn"][:1]})
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(ValueError, match=r"handler state: learn processors \[.*\] do not match the config's \["):
         FittedHandler.from_state(bad)
 
 

@@ -34,7 +34,9 @@ def test_replace_touches_only_its_slice(tmp_path: Path) -> None:
 
 def test_rows_outside_the_slice_are_refused(tmp_path: Path) -> None:
     wh = Warehouse(tmp_path / "w.duckdb")
-    with pytest.raises(ValueError, match="outside the slice"):
+    with pytest.raises(
+        ValueError, match="rows for bars span 2021-01-04..2021-01-09, outside the slice 2021-01-04..2021-01-07"
+    ):
         wh.replace("bars", _bars([4, 9], ["A"], 1.0), date_range=(dt.date(2021, 1, 4), dt.date(2021, 1, 7)))
 
 
@@ -43,7 +45,7 @@ def test_failed_write_keeps_previous_rows(tmp_path: Path) -> None:
     wh.ensure_schema()
     wh.replace("bars", _bars([4, 5], ["A"], 1.0), date_range=(dt.date(2021, 1, 4), dt.date(2021, 1, 5)))
     dup = pl.concat([_bars([4], ["A"], 3.0), _bars([4], ["A"], 3.0)])  # violates the primary key
-    with pytest.raises(duckdb.ConstraintException):
+    with pytest.raises(duckdb.ConstraintException, match='duplicate key "A, 2021-01-04"'):
         wh.replace("bars", dup, date_range=(dt.date(2021, 1, 4), dt.date(2021, 1, 5)))
     assert wh.query("select close from bars order by date")["close"].to_list() == [1.0, 1.0]
 

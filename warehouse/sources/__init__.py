@@ -7,7 +7,6 @@ from warehouse.sources.csv_dir import CsvDirSource
 from warehouse.sources.qlib_bin import QlibBinSource
 from warehouse.sources.synthetic import SyntheticSource, SyntheticSpec
 
-SCHEMES = ("synthetic", "qlib", "csv")
 ON_BAD_FILE = ("fail", "skip")
 
 __all__ = [

@@ -23,7 +23,7 @@ def test_precedence_is_pythons():
     assert parse("-$a ** 2") == parse("Sub(0, Power($a, 2))")
     assert parse("($a > 1) & ($b < 2) | ($c == 3)") == parse("Or(And(Gt($a, 1), Lt($b, 2)), Eq($c, 3))")
     # & binds tighter than >, as in Python: ($a > 1 & $b) is $a > (1 & $b), and 1 & $b is not boolean
-    with pytest.raises(ExpressionError, match="boolean"):
+    with pytest.raises(ExpressionError, match="And needs boolean arguments"):
         parse("$a > 1 & $b > 2")
 
 

@@ -246,7 +246,7 @@ PAIR = {
 def test_single_series_kernels_match_qlib_definitions(frame: pd.DataFrame, name: str, n: int) -> None:
     kernel, args, ref, minimum = SINGLE[name]
     if n and n < minimum:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=rf"window must be 0 \(expanding\) or at least {minimum}, got {n}"):
             kernel(pl.col("x"), n, *args)
         return
     want = reference(frame, lambda s: ref(s, n))
@@ -258,7 +258,7 @@ def test_single_series_kernels_match_qlib_definitions(frame: pd.DataFrame, name:
 def test_pair_kernels_match_qlib_definitions(frame: pd.DataFrame, name: str, n: int) -> None:
     kernel, ref = PAIR[name]
     if name == "corr" and n == 0:  # Qlib's mask calls rolling(0), which pandas refuses
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"Corr: window 0 \(expanding\) is not supported"):
             kernel(pl.col("x"), pl.col("y"), 0)
         return
     for x, y in (("x", "y"), ("y", "x"), ("x", "x")):
