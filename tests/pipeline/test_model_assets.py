@@ -103,7 +103,7 @@ def test_scoring_and_evaluation_metadata_describe_the_stored_rows(full_run) -> N
         assert embedded_png(backtest["cumulative_excess_return"]) and embedded_png(backtest["drawdown"])
 
     for handler in ("alpha360_rnn", "alpha158_20"):
-        dataset = {k: v.value for k, v in _metadata(result, f"dataset_{handler}").items()}
+        dataset = {k: v.value for k, v in _metadata(result, f"handler_{handler}").items()}
         fit = wh.query("select * from handlers where handler = ?", [handler]).row(0, named=True)
         assert dataset["handler_version"] == fit["handler_version"]
         assert dataset["fit_window"] == f"{fit['fit_start']}..{fit['fit_end']}"
