@@ -20,6 +20,7 @@ from workflow.evaluation import (
     store_backtest,
     store_signal,
 )
+from workflow.names import backtest_asset, predictions_asset, signal_asset
 
 GROUP = "evaluation"
 
@@ -36,19 +37,19 @@ def _scores(warehouse: WarehouseResource, segments: SegmentsResource, model: str
     if scores.height == 0:
         raise ValueError(
             f"no out-of-sample scores of {model} in the test segment {window[0]}..{window[1]}; "
-            f"materialize predictions_{model} for those dates"
+            f"materialize {predictions_asset(model)} for those dates"
         )
     return scores, window
 
 
 def build_signal_asset(model: str) -> dg.AssetsDefinition:
     @dg.asset(
-        name=f"signal_{model}",
+        name=signal_asset(model),
         group_name=GROUP,
         code_version=code_version(__name__),
         pool="warehouse",
         kinds={"duckdb"},
-        deps=[f"predictions_{model}", catalog.label_set().table],
+        deps=[predictions_asset(model), catalog.label_set().table],
         description=f"Signal analysis of `{model}` (Qlib's SigAnaRecord): daily IC and Rank IC against LABEL0, "
         "their means, ICIR and Rank ICIR, long-short returns; tables `ic_daily` and `signal_metrics`.",
     )
@@ -84,12 +85,12 @@ def build_signal_asset(model: str) -> dg.AssetsDefinition:
 
 def build_backtest_asset(model: str) -> dg.AssetsDefinition:
     @dg.asset(
-        name=f"backtest_{model}",
+        name=backtest_asset(model),
         group_name=GROUP,
         code_version=code_version(__name__),
         pool="warehouse",
         kinds={"duckdb"},
-        deps=[f"predictions_{model}", "bars"],
+        deps=[predictions_asset(model), "bars"],
         description=f"TopkDropout backtest of `{model}` (Qlib's PortAnaRecord): daily return, cost, turnover and "
         "benchmark in `backtest_daily`; risk analysis of the excess return without and with cost in "
         "`backtest_metrics`.",
@@ -142,7 +143,7 @@ def build_leaderboard_asset(models: list[str]) -> dg.AssetsDefinition:
         code_version=code_version(__name__),
         pool="warehouse",
         kinds={"duckdb"},
-        deps=[f"{kind}_{m}" for m in models for kind in ("signal", "backtest")],
+        deps=[asset(m) for m in models for asset in (signal_asset, backtest_asset)],
         description="Every trained model side by side: IC, ICIR, Rank IC, Rank ICIR, annualized excess return, "
         "information ratio and max drawdown without and with cost, training time; table `leaderboard`.",
     )

@@ -21,6 +21,7 @@ from features import catalog
 from pipeline.resources import ROLLING_SEGMENTS_TAG, open_source_cached
 from pipeline.settings import Settings
 from warehouse.sources import open_source
+from workflow.names import predictions_asset
 
 
 def partitioned_update() -> list[str]:
@@ -40,7 +41,7 @@ def _range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
 
 
 def build_jobs(model_names: list[str]) -> list:
-    predictions = [f"predictions_{m}" for m in model_names]
+    predictions = [predictions_asset(m) for m in model_names]
     update = dg.AssetSelection.assets(*UNPARTITIONED_REFERENCE, *partitioned_update(), *predictions)
     retrain = update | dg.AssetSelection.groups("handlers", "models", "evaluation")
     return [

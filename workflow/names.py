@@ -12,3 +12,11 @@ def model_asset(model: str) -> str:
 
 def predictions_asset(model: str) -> str:
     return f"predictions_{model}"
+
+
+def signal_asset(model: str) -> str:
+    return f"signal_{model}"
+
+
+def backtest_asset(model: str) -> str:
+    return f"backtest_{model}"
