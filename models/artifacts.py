@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.config import ModelConfig
+from models.config import ModelConfig, stored_dict
 from models.networks import build_network
 from models.training import resolve_device
 
@@ -39,7 +39,7 @@ class ArtifactInfo:
 
 
 def _config_json(config: ModelConfig) -> str:
-    return json.dumps(config.to_dict(), sort_keys=True)
+    return json.dumps(stored_dict(config), sort_keys=True)
 
 
 def _jsonable(value: Any) -> Any:

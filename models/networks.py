@@ -1,4 +1,5 @@
-"""The recurrent networks of Qlib's LSTM / GRU / ALSTM benchmarks.
+"""The recurrent networks of Qlib's LSTM / GRU / ALSTM benchmarks, and ``build_network`` for every model type
+(the other networks live in ``models.nets``).
 
 Every network takes ``[batch, time, d_feat]`` (oldest step first) and returns ``[batch]``. Qlib's non-TS models
 reshape a flat Alpha360 row inside ``forward``; here that reshape happens once in the batch gather
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+from models.nets import GATNet, HISTNet, IGMTFNet, LocalformerNet, TCNNet, TransformerNet
 
 if TYPE_CHECKING:
     from models.config import ModelConfig
@@ -98,20 +101,30 @@ class ALSTMNet(nn.Module):
 
 
 def build_network(config: ModelConfig) -> nn.Module:
-    """The untrained network described by ``config`` (PyTorch default initialisation, as Qlib)."""
-    common = {
+    """The untrained network described by ``config`` (PyTorch default initialisation, as Qlib; the same torch
+    seed gives Qlib's initial weights)."""
+    rnn = {
         "d_feat": config.d_feat,
         "hidden_size": config.hidden_size,
         "num_layers": config.num_layers,
         "dropout": config.dropout,
     }
-    if config.model == "lstm":
-        return LSTMNet(**common)
-    if config.model == "gru":
-        return GRUNet(**common)
-    if config.model == "alstm":
-        return ALSTMNet(**common, rnn_type=config.rnn_type)
-    raise ValueError(f"unknown model type {config.model!r}; valid: ['alstm', 'gru', 'lstm']")
+    kind = config.model
+    if kind == "lstm":
+        return LSTMNet(**rnn)
+    if kind == "gru":
+        return GRUNet(**rnn)
+    if kind == "alstm":
+        return ALSTMNet(**rnn, rnn_type=config.rnn_type)
+    if kind in ("transformer", "localformer"):
+        klass = TransformerNet if kind == "transformer" else LocalformerNet
+        return klass(config.d_feat, config.d_model, config.nhead, config.num_layers, config.dropout)
+    if kind == "tcn":
+        return TCNNet(config.d_feat, config.n_chans, config.num_layers, config.kernel_size, config.dropout)
+    graph = {"gats": GATNet, "hist": HISTNet, "igmtf": IGMTFNet}
+    if kind in graph:
+        return graph[kind](**rnn, base_model=config.base_model)
+    raise ValueError(f"unknown model type {kind!r}; valid: {sorted(['lstm', 'gru', 'alstm', *graph, 'tcn'])}")
 
 
 def count_parameters(model: nn.Module) -> int:
