@@ -12,6 +12,12 @@ those scores with the same signal analysis and backtest as our models (they matc
 ``PortAnaRecord`` to 1e-14, see scripts/parity_backtest.py), so the two rows differ only in the implementation
 that produced the scores.
 
+The graph models (gats, gats_ts, hist, igmtf) start, as in Qlib, from a trained base LSTM: the script first
+trains Qlib's own LSTM (lstm, or lstm_ts for gats_ts) with the same seed and epoch budget, keeps its state_dict
+in ``<out>/base_<model>_e<n>_seed<s>.pt`` and passes it as ``model_path``. HIST also needs ``--concepts``: a CSV of
+``instrument, concept`` rows (the warehouse's table ``concepts``), written into Qlib's stock2concept / stock_index
+files.
+
 Train time is the wall time of Qlib's ``model.fit`` (it includes Qlib's own preparation of the train and valid
 frames), on ``--threads`` torch threads; the handler's feature computation is timed separately.
 """
@@ -33,26 +39,99 @@ ALPHA158_20 = [
     "VSTD5", "RSQR60", "CORR60", "WVMA60", "STD5", "RSQR20", "CORD60", "CORD10", "CORR20", "KLOW",
 ]  # fmt: skip
 
-# (module, class, kwargs of the benchmark YAML, handler)
+# (module, class, kwargs of the benchmark YAML, handler). The YAMLs of the RNNs set hidden 64, 2 layers, dropout 0,
+# 200 epochs, batch 800 and metric loss (RNN below); the zoo's YAMLs are given whole, over their classes' defaults.
+RNN = {"hidden_size": 64, "num_layers": 2, "dropout": 0.0, "n_epochs": 200, "batch_size": 800, "metric": "loss"}
+TCN = {"num_layers": 5, "dropout": 0.5, "n_epochs": 200, "early_stop": 20, "batch_size": 2000, "metric": "loss"}
+GRAPH = {"hidden_size": 64, "num_layers": 2, "n_epochs": 200, "lr": 1e-4, "early_stop": 20, "base_model": "LSTM"}
 MODELS = {
-    "lstm": ("qlib.contrib.model.pytorch_lstm", "LSTM", {"d_feat": 6, "lr": 1e-3, "early_stop": 20}, "alpha360"),
-    "gru": ("qlib.contrib.model.pytorch_gru", "GRU", {"d_feat": 6, "lr": 1e-3, "early_stop": 20}, "alpha360"),
+    "lstm": ("qlib.contrib.model.pytorch_lstm", "LSTM", {**RNN, "d_feat": 6, "lr": 1e-3, "early_stop": 20}, "alpha360"),
+    "gru": ("qlib.contrib.model.pytorch_gru", "GRU", {**RNN, "d_feat": 6, "lr": 1e-3, "early_stop": 20}, "alpha360"),
     "alstm": (
         "qlib.contrib.model.pytorch_alstm",
         "ALSTM",
-        {"d_feat": 6, "lr": 1e-3, "early_stop": 20, "rnn_type": "GRU"},
+        {**RNN, "d_feat": 6, "lr": 1e-3, "early_stop": 20, "rnn_type": "GRU"},
         "alpha360",
     ),
-    "lstm_ts": ("qlib.contrib.model.pytorch_lstm_ts", "LSTM", {"d_feat": 20, "lr": 1e-3, "early_stop": 10}, "alpha158"),
-    "gru_ts": ("qlib.contrib.model.pytorch_gru_ts", "GRU", {"d_feat": 20, "lr": 2e-4, "early_stop": 10}, "alpha158"),
+    "lstm_ts": (
+        "qlib.contrib.model.pytorch_lstm_ts",
+        "LSTM",
+        {**RNN, "d_feat": 20, "lr": 1e-3, "early_stop": 10},
+        "alpha158",
+    ),
+    "gru_ts": (
+        "qlib.contrib.model.pytorch_gru_ts",
+        "GRU",
+        {**RNN, "d_feat": 20, "lr": 2e-4, "early_stop": 10},
+        "alpha158",
+    ),
     "alstm_ts": (
         "qlib.contrib.model.pytorch_alstm_ts",
         "ALSTM",
-        {"d_feat": 20, "lr": 1e-3, "early_stop": 10, "rnn_type": "GRU"},
+        {**RNN, "d_feat": 20, "lr": 1e-3, "early_stop": 10, "rnn_type": "GRU"},
         "alpha158",
     ),
+    # Transformer / Localformer: the YAMLs set only d_feat (Alpha360) and the seed; the rest are class defaults
+    # (n_epochs 100 written out: the run record names the epoch budget).
+    "transformer": (
+        "qlib.contrib.model.pytorch_transformer",
+        "TransformerModel",
+        {"d_feat": 6, "n_epochs": 100},
+        "alpha360",
+    ),
+    "transformer_ts": (
+        "qlib.contrib.model.pytorch_transformer_ts",
+        "TransformerModel",
+        {"d_feat": 20, "n_epochs": 100},
+        "alpha158",
+    ),
+    "localformer": (
+        "qlib.contrib.model.pytorch_localformer",
+        "LocalformerModel",
+        {"d_feat": 6, "n_epochs": 100},
+        "alpha360",
+    ),
+    "localformer_ts": (
+        "qlib.contrib.model.pytorch_localformer_ts",
+        "LocalformerModel",
+        {"d_feat": 20, "n_epochs": 100},
+        "alpha158",
+    ),
+    "tcn": (
+        "qlib.contrib.model.pytorch_tcn",
+        "TCN",
+        {**TCN, "d_feat": 6, "n_chans": 128, "kernel_size": 3, "lr": 1e-3},
+        "alpha360",
+    ),
+    "tcn_ts": (
+        "qlib.contrib.model.pytorch_tcn_ts",
+        "TCN",
+        {**TCN, "d_feat": 20, "n_chans": 32, "kernel_size": 7, "lr": 1e-4},
+        "alpha158",
+    ),
+    "gats": ("qlib.contrib.model.pytorch_gats", "GATs", {**GRAPH, "d_feat": 6, "dropout": 0.7}, "alpha360"),
+    "gats_ts": (
+        "qlib.contrib.model.pytorch_gats_ts",
+        "GATs",
+        {**GRAPH, "d_feat": 20, "dropout": 0.7, "early_stop": 10},
+        "alpha158",
+    ),
+    "hist": (
+        "qlib.contrib.model.pytorch_hist",
+        "HIST",
+        {**GRAPH, "d_feat": 6, "dropout": 0.0, "metric": "ic"},
+        "alpha360",
+    ),
+    "igmtf": (
+        "qlib.contrib.model.pytorch_igmtf",
+        "IGMTF",
+        {**GRAPH, "d_feat": 6, "dropout": 0.0, "metric": "ic"},
+        "alpha360",
+    ),
 }
-COMMON = {"hidden_size": 64, "num_layers": 2, "dropout": 0.0, "n_epochs": 200, "batch_size": 800, "metric": "loss"}
+# The graph models start from a trained base LSTM (Qlib loads a state_dict from model_path): here Qlib's own
+# LSTM of the same seed and epoch budget, trained by this script first (and kept in --out for the next model).
+BASE_OF = {"gats": "lstm", "hist": "lstm", "igmtf": "lstm", "gats_ts": "lstm_ts"}
 
 
 def parse_segments(text: str) -> dict[str, tuple[str, str]]:
@@ -92,11 +171,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--kernels", type=int, default=1, help="Qlib worker processes for the features")
     parser.add_argument("--gpu", type=int, default=0, help="Qlib's GPU argument (falls back to the CPU without CUDA)")
+    parser.add_argument("--concepts", help="HIST only: a CSV of instrument, concept rows (Qlib's stock2concept)")
     parser.add_argument("--segments", default="2010-01-01:2016-12-31,2017-01-01:2018-12-31,2019-01-01:2026-05-08")
     args = parser.parse_args()
 
     import importlib
 
+    import numpy as np
     import pandas as pd
     import qlib
     import torch
@@ -134,28 +215,69 @@ def main() -> None:
             cache.with_suffix(".tmp").replace(cache)
         print(f"qlib handler {kind}: {time.perf_counter() - t0:.1f} s ({'cached' if cached else 'built'})", flush=True)
 
-    for name in names:
-        module, cls, kwargs, kind = MODELS[name]
-        ts = name.endswith("_ts")
-        if ts:
-            dataset = TSDatasetH(handler=handlers[kind], segments=segments, step_len=20)
-        else:
-            dataset = DatasetH(handler=handlers[kind], segments=segments)
-        for seed in seeds:
-            params = {**COMMON, **kwargs, "seed": seed, "GPU": args.gpu}
-            if args.max_epochs:
-                params["n_epochs"] = min(params["n_epochs"], args.max_epochs)
-            if ts:
-                params["n_jobs"] = 0  # the YAMLs' 20 DataLoader workers would oversubscribe a small machine
-            model = getattr(importlib.import_module(module), cls)(**params)
-            evals: dict = {}
-            # Some of Qlib's fit methods log to the active recorder: give them one (an mlflow database in --out).
-            with R.start(experiment_name="qlib_reference", uri=f"sqlite:///{(out / 'mlflow.db').resolve()}"):
-                t0 = time.perf_counter()
-                model.fit(dataset, evals_result=evals)
-                fit_s = time.perf_counter() - t0
+    def dataset_for(name: str):
+        kind = MODELS[name][3]
+        if name.endswith("_ts"):
+            return TSDatasetH(handler=handlers[kind], segments=segments, step_len=20)
+        return DatasetH(handler=handlers[kind], segments=segments)
+
+    def params_for(name: str, seed: int) -> dict:
+        params = {**MODELS[name][2], "seed": seed, "GPU": args.gpu}
+        if args.max_epochs:
+            params["n_epochs"] = min(params["n_epochs"], args.max_epochs)
+        if name.endswith("_ts"):
+            params["n_jobs"] = 0  # the YAMLs' 20 DataLoader workers would oversubscribe a small machine
+        return params
+
+    def fit(name: str, params: dict, dataset) -> tuple[object, dict, float]:
+        module, cls = MODELS[name][:2]
+        model = getattr(importlib.import_module(module), cls)(**params)
+        evals: dict = {}
+        # Some of Qlib's fit methods log to the active recorder: give them one (an mlflow database in --out).
+        with R.start(experiment_name="qlib_reference", uri=f"sqlite:///{(out / 'mlflow.db').resolve()}"):
             t0 = time.perf_counter()
-            pred = model.predict(dataset) if ts else model.predict(dataset, segment="test")
+            model.fit(dataset, evals_result=evals)
+        return model, evals, time.perf_counter() - t0
+
+    def base_weights(name: str, seed: int) -> Path:
+        """Qlib's own base LSTM of this seed and budget, trained once and kept in --out."""
+        base = BASE_OF[name]
+        params = params_for(base, seed)
+        path = out / f"base_{base}_e{params['n_epochs']}_seed{seed}.pt"
+        if not path.is_file():
+            model, _, seconds = fit(base, params, dataset_for(base))
+            torch.save(model.lstm_model.state_dict(), path)
+            print(f"qlib base {base} seed {seed}: trained in {seconds:.1f} s -> {path.name}", flush=True)
+        return path
+
+    def concept_files() -> dict:
+        """Qlib's HIST inputs from --concepts (instrument, concept rows): the stock-to-concept matrix and the
+        instrument-to-row index. Qlib sends an unknown instrument to row 733, so the matrix has at least 734 rows
+        and the spare ones are all zero."""
+        if not args.concepts:
+            raise SystemExit("hist needs --concepts CSV (instrument, concept), e.g. exported from table concepts")
+        rows = pd.read_csv(args.concepts)
+        instruments = sorted(rows["instrument"].unique())
+        concepts = sorted(rows["concept"].unique())
+        matrix = np.zeros((max(len(instruments), 733) + 1, len(concepts)), dtype=np.float32)
+        index = {inst: i for i, inst in enumerate(instruments)}
+        column = {c: j for j, c in enumerate(concepts)}
+        matrix[rows["instrument"].map(index).to_numpy(), rows["concept"].map(column).to_numpy()] = 1.0
+        np.save(out / "stock2concept.npy", matrix)
+        np.save(out / "stock_index.npy", index, allow_pickle=True)
+        return {"stock2concept": str(out / "stock2concept.npy"), "stock_index": str(out / "stock_index.npy")}
+
+    for name in names:
+        dataset = dataset_for(name)
+        for seed in seeds:
+            params = params_for(name, seed)
+            if name in BASE_OF:
+                params["model_path"] = str(base_weights(name, seed))
+            if name == "hist":
+                params.update(concept_files())
+            model, evals, fit_s = fit(name, params, dataset)
+            t0 = time.perf_counter()
+            pred = model.predict(dataset) if name.endswith("_ts") else model.predict(dataset, segment="test")
             predict_s = time.perf_counter() - t0
             frame = pred.rename("score").reset_index()
             frame.columns = ["date", "instrument", "score"]
@@ -163,6 +285,7 @@ def main() -> None:
             path = out / f"{name}_e{params['n_epochs']}_seed{seed}.parquet"
             frame[["instrument", "date", "score"]].to_parquet(path, index=False)
             valid = [float(v) for v in evals.get("valid", [])]
+            module, cls = MODELS[name][:2]
             record = {
                 "model": name,
                 "seed": seed,
