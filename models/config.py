@@ -86,6 +86,8 @@ class ModelConfig:
     batching: str = "samples"  # see BATCHINGS
     d_model: int = 64  # Transformer / Localformer width
     nhead: int = 2  # Transformer / Localformer attention heads
+    # Transformer / Localformer feed-forward width: Qlib keeps torch's default 2048 (the CPU cost of these models)
+    dim_feedforward: int = 2048
     n_chans: int = 128  # TCN channels per layer (num_layers layers)
     kernel_size: int = 3  # TCN convolution width
     base_model: str = ""  # GATs / HIST / IGMTF: the trained base RNN ("LSTM" or "GRU") whose weights they start from
@@ -102,7 +104,7 @@ class ModelConfig:
         _check_choice("rnn_type", self.rnn_type.upper(), ("GRU", "LSTM"))
         _check_choice("batching", self.batching, BATCHINGS)
         positive = ("d_feat", "hidden_size", "num_layers", "n_epochs", "batch_size", "early_stop", "step_len")
-        for name in (*positive, "d_model", "nhead", "n_chans", "kernel_size", "k_day", "n_neighbor"):
+        for name in (*positive, "d_model", "nhead", "dim_feedforward", "n_chans", "kernel_size", "k_day", "n_neighbor"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -169,6 +171,7 @@ ZOO_FIELDS = (
     "batching",
     "d_model",
     "nhead",
+    "dim_feedforward",
     "n_chans",
     "kernel_size",
     "base_model",
@@ -211,8 +214,8 @@ _NETWORK_FIELDS = {
     "lstm": ("hidden_size", "num_layers", "dropout"),
     "gru": ("hidden_size", "num_layers", "dropout"),
     "alstm": ("hidden_size", "num_layers", "dropout", "rnn_type"),
-    "transformer": ("d_model", "nhead", "num_layers", "dropout"),
-    "localformer": ("d_model", "nhead", "num_layers", "dropout"),
+    "transformer": ("d_model", "nhead", "dim_feedforward", "num_layers", "dropout"),
+    "localformer": ("d_model", "nhead", "dim_feedforward", "num_layers", "dropout"),
     "tcn": ("n_chans", "kernel_size", "num_layers", "dropout"),
     "gats": ("hidden_size", "num_layers", "dropout", "base_model"),
     "hist": ("hidden_size", "num_layers", "dropout", "base_model"),

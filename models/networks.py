@@ -118,7 +118,9 @@ def build_network(config: ModelConfig) -> nn.Module:
         return ALSTMNet(**rnn, rnn_type=config.rnn_type)
     if kind in ("transformer", "localformer"):
         klass = TransformerNet if kind == "transformer" else LocalformerNet
-        return klass(config.d_feat, config.d_model, config.nhead, config.num_layers, config.dropout)
+        return klass(
+            config.d_feat, config.d_model, config.nhead, config.num_layers, config.dropout, config.dim_feedforward
+        )
     if kind == "tcn":
         return TCNNet(config.d_feat, config.n_chans, config.num_layers, config.kernel_size, config.dropout)
     graph = {"gats": GATNet, "hist": HISTNet, "igmtf": IGMTFNet}

@@ -1,4 +1,9 @@
-"""Scoring a SampleSet with a trained network."""
+"""Scoring a SampleSet with a trained network.
+
+Most networks score fixed-size batches of samples. The cross-sectional ones (GATs, HIST, IGMTF) score one
+trading day's cross-section at a time, as Qlib's ``predict`` does: HIST with the day's stock-to-concept rows,
+IGMTF with its memory recomputed from the training segment's samples with the final weights.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,41 @@ import torch
 from torch import nn
 
 from models.batches import DeviceSamples, bad_input_mask
-from models.training import Log, emit, resolve_device
+from models.config import ModelConfig
+from models.daily import DayIndex
+from models.feeds import Context, Feed, make_context, refresh_memory
+from models.nets import GATNet, HISTNet, IGMTFNet
+from models.runtime import Log, emit, resolve_device
+from processing.concepts import Concepts
 from processing.samples import SampleSet
 
 # Seconds between two progress lines of a long scoring run.
 PROGRESS_EVERY_S = 10.0
+CROSS_SECTIONAL_NETS = {"gats": GATNet, "hist": HISTNet, "igmtf": IGMTFNet}
+
+
+def _daily_feed(
+    model: nn.Module,
+    samples: SampleSet,
+    data: DeviceSamples,
+    device: torch.device,
+    config: ModelConfig | None,
+    concepts: Concepts | None,
+    train_samples: SampleSet | None,
+) -> Feed:
+    if config is None:
+        raise ValueError(f"{type(model).__name__} scores one day at a time and needs its ModelConfig (config=...)")
+    if not isinstance(model, CROSS_SECTIONAL_NETS.get(config.model, ())):
+        raise ValueError(f"config {config.name!r} is a {config.model} model, the network a {type(model).__name__}")
+    context = make_context(config, concepts, device)
+    if isinstance(model, IGMTFNet):
+        if train_samples is None or train_samples.n_samples == 0:
+            raise ValueError(f"model {config.name!r} (IGMTF) needs its training samples to rebuild its memory")
+        train_data = DeviceSamples.from_samples(train_samples, device)
+        train_feed = Feed.build(context, train_samples, train_data, concepts)
+        keep = ~bad_input_mask(train_samples)
+        refresh_memory(model, train_feed, DayIndex.from_samples(train_samples, device, keep))
+    return Feed.build(context, samples, data, concepts)
 
 
 def predict(
@@ -24,6 +59,10 @@ def predict(
     log: Log = None,
     name: str = "scoring",
     progress_every_s: float = PROGRESS_EVERY_S,
+    *,
+    config: ModelConfig | None = None,
+    concepts: Concepts | None = None,
+    train_samples: SampleSet | None = None,
 ) -> np.ndarray:
     """Scores ``[n_samples]`` float32 in sample order, every sample kept (the last partial batch too).
 
@@ -31,6 +70,10 @@ def predict(
     the others, and cost nothing). The model is moved to ``device`` and left in the train/eval mode it came in.
     ``log`` (a callable or a logger) gets a progress line every ``progress_every_s`` seconds: samples done /
     total, elapsed, time left.
+
+    A cross-sectional network (GATs, HIST, IGMTF) is scored one trading day (its samples with good inputs) at a
+    time and needs ``config``; HIST also ``concepts``, IGMTF ``train_samples`` (its training segment, from which
+    its memory is recomputed, samples with bad inputs left out).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -42,24 +85,34 @@ def predict(
     good = np.flatnonzero(~bad) if bad.any() else None
     data = DeviceSamples.from_samples(samples, dev)
     n_good = n if good is None else len(good)
-    order = None if good is None else torch.from_numpy(good).to(dev)
     was_training = model.training
     model.to(dev).eval()
     out = torch.full((n,), float("nan"), dtype=torch.float32, device=dev)
     t0 = last = time.perf_counter()
     try:
         with torch.inference_mode():
-            for start in range(0, n_good, batch_size):
-                stop = min(start + batch_size, n_good)
-                part = slice(start, stop) if order is None else order[start:stop]
-                out[part] = model(data.inputs(part)).float()
+            if isinstance(model, tuple(CROSS_SECTIONAL_NETS.values())):
+                feed = _daily_feed(model, samples, data, dev, config, concepts, train_samples)
+                days = DayIndex.from_samples(samples, dev, ~bad)
+                parts: list[torch.Tensor | slice] = [days.day(d) for d in range(days.n_days)]
+            else:
+                feed = Feed(data, Context("plain"))
+                order = None if good is None else torch.from_numpy(good).to(dev)
+                parts = [
+                    slice(s, min(s + batch_size, n_good)) if order is None else order[s : s + batch_size]
+                    for s in range(0, n_good, batch_size)
+                ]
+            done = 0
+            for part in parts:
+                out[part] = feed(model, part).float()
+                done += part.stop - part.start if isinstance(part, slice) else len(part)
                 now = time.perf_counter()
-                if log is not None and now - last >= progress_every_s and stop < n_good:
+                if log is not None and now - last >= progress_every_s and done < n_good:
                     last = now
-                    left = (now - t0) / stop * (n_good - stop)
+                    left = (now - t0) / done * (n_good - done)
                     emit(
                         log,
-                        f"{name}: {stop}/{n_good} samples scored, {now - t0:.0f} s elapsed, about {left:.0f} s left",
+                        f"{name}: {done}/{n_good} samples scored, {now - t0:.0f} s elapsed, about {left:.0f} s left",
                     )
     finally:
         model.train(was_training)

@@ -1,12 +1,24 @@
-"""Training with Qlib's semantics and a device-resident data path.
+"""Training with Qlib's semantics and a device-resident data path: one trainer for every model of the zoo.
 
-Per epoch, as Qlib's ``fit``: one pass of shuffled training batches (the last partial batch dropped), Adam,
-MSE over the labelled samples, element-wise gradient clipping; then the loss of the train and valid segments
-in fixed order, batch by batch (the last partial batch dropped) and averaged over batches; the valid score
-(= -loss) drives early stopping and the best weights are restored at the end.
+Per epoch, as Qlib's ``fit``: one pass of training batches, the optimizer (Adam or SGD, with the model's weight
+decay), MSE over the labelled samples, element-wise gradient clipping; then the loss (and, for ``metric="ic"``,
+the IC) of the train and valid segments batch by batch, averaged over batches; the valid score (-loss, or the
+IC) drives early stopping and the best weights are restored at the end.
 
-Speed: the segments live on the device as tensors, a batch is an index gather, the shuffle is a seeded
-``torch.randperm`` on the device, and losses stay on the device until one synchronisation per epoch.
+Batches (``config.batching``):
+* ``"samples"``: shuffled batches of ``batch_size`` (the last partial batch dropped); evaluation in sample order
+  in batches of ``batch_size`` (last partial dropped);
+* ``"days"`` / ``"days_in_order"``: one trading day's cross-section per batch, the days shuffled every epoch
+  (Qlib's ``get_daily_inter(shuffle=True)``: GATs, HIST, IGMTF) or in date order (GATs_ts'
+  ``DailyBatchSampler``); evaluation per day, averaged over days. ``max_batches_per_epoch`` caps days.
+
+Per model: GATs / HIST / IGMTF start from a trained base RNN (``base_state``, the matching ``rnn.*`` /
+``fc_out.*`` entries copied as Qlib's ``fit`` does); HIST reads each day's stock-to-concept rows (``concepts``);
+IGMTF's memory of the train segment's hidden states is recomputed before every epoch (see ``models.feeds``).
+
+Speed: the segments live on the device as tensors, a batch is an index gather (a day is a slice of the
+(date, instrument) order), the shuffle is a seeded ``torch.randperm`` on the device, and losses stay on the
+device until one synchronisation per epoch.
 
 NaN inputs follow ``config.nan_policy`` (see ModelConfig): "drop" for the non-TS GRU as Qlib's ``dropna()``
 (samples with a NaN/inf input or label leave train and valid), "error" for the others, which Qlib would train
@@ -16,10 +28,12 @@ NaN input. NaN labels never enter the loss.
 Deviations from Qlib, all in cases where Qlib misbehaves:
 * a segment with fewer samples than ``batch_size`` is used as one partial batch (Qlib would train on nothing
   and score NaN);
-* a batch whose labels are all missing adds nothing to the loss averages (Qlib would average in a NaN);
+* a batch (or day) whose labels are all missing adds nothing to the loss averages, and one whose IC is
+  undefined nothing to the IC average (Qlib would average in a NaN);
 * labels that are +-inf count as missing, like NaN (Qlib's loss masks NaN only), and "drop" also drops
   samples with +-inf inputs (pandas ``dropna`` keeps them);
 * the train loss is evaluated in sample order for the TS models too (Qlib reuses the shuffled train loader);
+* Qlib's HIST and IGMTF refuse ``metric="loss"`` (a typo in their ``metric_fn``); here every model takes both;
 * if the valid score never improves (e.g. NaN weights from the first epoch), the initial weights are kept and
   ``best_epoch`` is -1.
 """
@@ -27,55 +41,35 @@ Deviations from Qlib, all in cases where Qlib misbehaves:
 from __future__ import annotations
 
 import contextlib
-import copy
-import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from models.batches import DeviceSamples, bad_input_mask
-from models.config import ModelConfig
+from models.config import CROSS_SECTIONAL, ModelConfig
+from models.daily import DayIndex
+from models.eval_passes import evaluate_batches, evaluate_days, evaluate_loss
+from models.feeds import Feed, make_context, refresh_memory
+from models.metrics import masked_mse
+from models.nets.common import load_base_weights
 from models.networks import build_network, count_parameters
+from models.runtime import Log, PhaseTimer, autocast_for, emit, resolve_device, seeded
+from processing.concepts import Concepts
 from processing.samples import SampleSet
 
-EVAL_BATCHES_PER_PASS = 8  # evaluation runs several loss batches per forward pass; the per-batch losses are kept
-
-Log = Callable[[str], Any] | logging.Logger | None  # a callable or anything with .info
-
-
-def resolve_device(name: str | torch.device = "auto") -> str:
-    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; explicit names are checked."""
-    text = str(name)
-    if text == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise ValueError(f"device={text!r} is not a torch device; use 'auto', 'cpu' or 'cuda[:n]'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={text!r} requested but CUDA is not available; use 'auto' or 'cpu'")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device={text!r} requested but MPS is not available; use 'auto' or 'cpu'")
-    return text
-
-
-def masked_mse(pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the finite labels (0 when none), without a host synchronisation."""
-    mask = torch.isfinite(label)
-    diff = torch.where(mask, pred - torch.where(mask, label, 0.0), 0.0)
-    return diff.square().sum() / mask.sum().clamp_min(1)
+__all__ = ["Log", "TrainResult", "emit", "evaluate_loss", "make_network", "masked_mse", "resolve_device", "train_model"]
 
 
 @dataclass
 class TrainResult:
     model: nn.Module  # best weights, eval mode
-    history: list[dict[str, float]]  # per epoch: epoch, train_loss, valid_loss, train_score, valid_score, seconds
+    # per epoch: epoch, train_loss, valid_loss, train_score, valid_score, seconds (metric "ic": train_ic, valid_ic)
+    history: list[dict[str, float]]
     best_epoch: int
     epochs_run: int
     best_score: float
@@ -87,16 +81,8 @@ class TrainResult:
     n_train: int  # samples used (after the NaN policy)
     n_valid: int
     dropped: dict[str, int] = field(default_factory=dict)  # samples removed by nan_policy="drop"
-
-
-def emit(log: Log, message: str) -> None:
-    """Send a progress line to ``log`` (a logger, a callable, or None for silence)."""
-    if log is None:
-        return
-    if hasattr(log, "info"):
-        log.info(message)
-    else:
-        log(message)
+    base_copied: list[str] = field(default_factory=list)  # state_dict entries taken from the base network
+    memory_refreshes: int = 0  # IGMTF: how often the train memory was recomputed
 
 
 def _check_samples(config: ModelConfig, samples: SampleSet, segment: str) -> None:
@@ -137,94 +123,26 @@ def _apply_nan_policy(config: ModelConfig, samples: SampleSet, segment: str) -> 
     return samples, 0
 
 
-@contextlib.contextmanager
-def _seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch (inside a forked RNG state, so the caller's stream is untouched) and numpy, as Qlib does;
-    on CUDA ask cuDNN for its deterministic kernels for the duration."""
-    cuda = device.type == "cuda"
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
-    saved = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        if cuda:
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-        try:
-            yield
-        finally:
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
-
-
-class _PhaseTimer:
-    """Time of the training passes: CUDA events (read after the epoch's synchronisation) or the wall clock."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.total = 0.0
-
-    def start(self) -> None:
-        if self.cuda:
-            self._start = torch.cuda.Event(enable_timing=True)
-            self._start.record()
-        else:
-            self._t0 = time.perf_counter()
-
-    def stop(self) -> None:
-        if self.cuda:
-            self._end = torch.cuda.Event(enable_timing=True)
-            self._end.record()
-        else:
-            self.total += time.perf_counter() - self._t0
-
-    def collect(self) -> None:
-        """Call after a synchronisation."""
-        if self.cuda:
-            self.total += self._start.elapsed_time(self._end) / 1000.0
-
-
-def _autocast(config: ModelConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    if config.bf16 and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def evaluate_loss(
-    forward: Callable[[torch.Tensor], torch.Tensor],
-    data: DeviceSamples,
-    batch_size: int,
-    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-) -> torch.Tensor:
-    """Mean over loss batches (in sample order, last partial batch dropped) of the batch MSE; a 0-d tensor.
-
-    Several loss batches go through the network at once; the per-batch MSEs are formed afterwards, so the
-    result equals a batch-by-batch pass. A segment shorter than one batch counts as a single batch.
-    """
-    n = len(data)
-    size = batch_size if n >= batch_size else n
-    usable = (n // size) * size
-    step = size * EVAL_BATCHES_PER_PASS
-    total = torch.zeros((), device=data.labels.device)
-    batches = torch.zeros((), device=data.labels.device)
-    with torch.no_grad():
-        for start in range(0, usable, step):
-            part = slice(start, min(start + step, usable))
-            with autocast():
-                pred = forward(data.inputs(part))
-            label = data.labels[part]
-            mask = torch.isfinite(label)
-            sq = torch.where(mask, pred.float() - torch.where(mask, label, 0.0), 0.0).square()
-            sums = sq.view(-1, size).sum(dim=1)
-            counts = mask.view(-1, size).sum(dim=1)
-            has = counts > 0
-            total += torch.where(has, sums / counts.clamp_min(1), 0.0).sum()
-            batches += has.sum()
-    return total / batches  # NaN when no batch has a label
-
-
-def _make_optimizer(config: ModelConfig, model: nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(config: ModelConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """Adam or SGD ("gd") with the config's lr and weight decay (Qlib's ``reg``), over every parameter."""
     if config.optimizer.lower() == "adam":
+        if config.weight_decay:
+            return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         return torch.optim.Adam(model.parameters(), lr=config.lr)
-    return torch.optim.SGD(model.parameters(), lr=config.lr)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_network(
+    config: ModelConfig, base_state: Mapping[str, torch.Tensor] | None = None
+) -> tuple[nn.Module, list[str]]:
+    """``config``'s untrained network, with the base RNN's matching entries copied in when ``base_state`` is given
+    (Qlib's ``fit`` does so before the first step); returns the network and the copied names."""
+    model = build_network(config)
+    if base_state is None:
+        return model, []
+    if config.model not in CROSS_SECTIONAL:
+        raise ValueError(f"model {config.name!r} ({config.model}) has no base network; got base weights")
+    return model, load_base_weights(model, base_state)
 
 
 def train_model(
@@ -233,8 +151,15 @@ def train_model(
     valid: SampleSet,
     device: str | torch.device = "auto",
     log: Log = None,
+    *,
+    base_state: Mapping[str, torch.Tensor] | None = None,
+    concepts: Concepts | None = None,
 ) -> TrainResult:
-    """Train ``config``'s network on ``train`` with early stopping on ``valid``; see the module docstring."""
+    """Train ``config``'s network on ``train`` with early stopping on ``valid``; see the module docstring.
+
+    ``base_state``: the trained base RNN's state_dict (GATs / HIST / IGMTF; without it they start from their own
+    random RNN, as Qlib's with no ``model_path``). ``concepts``: HIST's stock-to-concept memberships (required).
+    """
     t_begin = time.perf_counter()
     _check_samples(config, train, "train")
     _check_samples(config, valid, "valid")
@@ -242,85 +167,135 @@ def train_model(
     valid, dropped_valid = _apply_nan_policy(config, valid, "valid")
     dev = torch.device(resolve_device(device))
     seed = config.seed if config.seed is not None else int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+    use_ic = config.metric == "ic"
+    if config.model in CROSS_SECTIONAL and base_state is None:
+        emit(log, f"{config.name}: no base network given; the {config.base_model} starts from random weights")
 
-    with _seeded(seed, dev):
-        model = build_network(config).to(dev)
-        forward: Callable[[torch.Tensor], torch.Tensor] = model
+    with seeded(seed, dev):
+        context = make_context(config, concepts, dev)
+        model, copied = make_network(config, base_state)
+        model = model.to(dev)
+        if copied:
+            emit(log, f"{config.name}: {len(copied)} entries of the base {config.base_model} copied ({copied[0]}, ...)")
+        forward = model
         if config.torch_compile and dev.type == "cuda":
             forward = torch.compile(model)
-        optimizer = _make_optimizer(config, model)
+        optimizer = make_optimizer(config, model)
         params = list(model.parameters())
         gen = torch.Generator(device=dev)
         gen.manual_seed(seed)
         train_data = DeviceSamples.from_samples(train, dev)
         valid_data = DeviceSamples.from_samples(valid, dev)
-
+        train_feed = Feed.build(context, train, train_data, concepts)
+        valid_feed = Feed.build(context, valid, valid_data, concepts)
         n_train = len(train_data)
-        size = config.batch_size if n_train >= config.batch_size else n_train
-        if size < config.batch_size:
-            emit(log, f"{config.name}: {n_train} train samples < batch_size {config.batch_size}; one partial batch")
-        n_batches = n_train // size
-        if config.max_batches_per_epoch and config.max_batches_per_epoch < n_batches:
-            emit(
-                log,
-                f"{config.name}: {config.max_batches_per_epoch} of {n_batches} train batches per epoch "
-                "(max_batches_per_epoch), drawn by the epoch's seeded shuffle",
-            )
-            n_batches = config.max_batches_per_epoch
 
         def autocast() -> contextlib.AbstractContextManager:
-            return _autocast(config, dev)
+            return autocast_for(config, dev)
 
-        best_state = copy.deepcopy(model.state_dict())
+        if config.daily:
+            train_days = DayIndex.from_samples(train, dev)
+            valid_days = DayIndex.from_samples(valid, dev)
+            size, n_batches = 0, train_days.n_days
+            cap = config.max_batches_per_epoch if config.max_batches_per_epoch < n_batches else 0
+            if cap:
+                emit(
+                    log,
+                    f"{config.name}: {cap} of {n_batches} train days per epoch (max_batches_per_epoch), "
+                    "drawn by the epoch's seeded shuffle",
+                )
+                n_batches = cap
+        else:
+            size = config.batch_size if n_train >= config.batch_size else n_train
+            if size < config.batch_size:
+                emit(log, f"{config.name}: {n_train} train samples < batch_size {config.batch_size}; one partial batch")
+            n_batches = n_train // size
+            if config.max_batches_per_epoch and config.max_batches_per_epoch < n_batches:
+                emit(
+                    log,
+                    f"{config.name}: {config.max_batches_per_epoch} of {n_batches} train batches per epoch "
+                    "(max_batches_per_epoch), drawn by the epoch's seeded shuffle",
+                )
+                n_batches = config.max_batches_per_epoch
+
+        def step(idx: torch.Tensor) -> torch.Tensor:
+            with autocast():
+                pred = train_feed(forward, idx)
+            loss = masked_mse(pred.float(), train_data.labels[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_value_(params, config.clip_value)
+            optimizer.step()
+            return loss.detach()
+
+        def evaluate(feed: Feed, days: DayIndex | None) -> tuple[torch.Tensor, torch.Tensor]:
+            if days is not None:
+                return evaluate_days(
+                    lambda idx: feed(forward, idx),
+                    feed.data.labels,
+                    days,
+                    autocast,
+                    cross_sectional=config.model in CROSS_SECTIONAL,
+                    chunk=config.batch_size * 8,
+                )
+            return evaluate_batches(
+                lambda idx: feed(forward, idx), feed.data.labels, config.batch_size, autocast, use_ic
+            )
+
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         best_score, best_epoch, stall = -np.inf, -1, 0
         history: list[dict[str, float]] = []
-        timer = _PhaseTimer(dev)
+        timer = PhaseTimer(dev)
+        trained = 0
         epoch = -1
         for epoch in range(config.n_epochs):  # noqa: B007 - epoch is read after the loop
             t_epoch = time.perf_counter()
+            if context.kind == "igmtf":  # Qlib's get_train_hidden before every train_epoch, in eval mode
+                refresh_memory(model, train_feed, train_days)
             model.train()
             timer.start()
-            perm = torch.randperm(n_train, device=dev, generator=gen)
             step_losses = torch.zeros((), device=dev)
-            for b in range(n_batches):
-                idx = perm[b * size : (b + 1) * size]
-                with autocast():
-                    pred = forward(train_data.inputs(idx))
-                loss = masked_mse(pred.float(), train_data.labels[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_value_(params, config.clip_value)
-                optimizer.step()
-                step_losses += loss.detach()
+            if config.daily:
+                for d in train_days.epoch_days(gen, config.batching == "days", n_batches if cap else 0):
+                    step_losses += step(train_days.day(d))
+                    trained += int(train_days.counts[d])
+            else:
+                perm = torch.randperm(n_train, device=dev, generator=gen)
+                for b in range(n_batches):
+                    step_losses += step(perm[b * size : (b + 1) * size])
+                trained += n_batches * size
             timer.stop()
 
             model.eval()
+            nan = torch.full((), float("nan"), device=dev)
+            train_loss, train_ic = (step_losses / max(n_batches, 1), nan)
             if config.eval_train:
-                train_loss = evaluate_loss(forward, train_data, config.batch_size, autocast)
-            else:
-                train_loss = step_losses / max(n_batches, 1)
-            valid_loss = evaluate_loss(forward, valid_data, config.batch_size, autocast)
-            tr, va = torch.stack([train_loss, valid_loss]).tolist()  # the epoch's one synchronisation
+                train_loss, train_ic = evaluate(train_feed, train_days if config.daily else None)
+            valid_loss, valid_ic = evaluate(valid_feed, valid_days if config.daily else None)
+            tr, va, tr_ic, va_ic = torch.stack([train_loss, valid_loss, train_ic, valid_ic]).tolist()  # one sync
             timer.collect()
-            valid_score = -va
-            history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": tr,
-                    "valid_loss": va,
-                    "train_score": -tr,
-                    "valid_score": valid_score,
-                    "seconds": time.perf_counter() - t_epoch,
-                }
-            )
+            valid_score = va_ic if use_ic else -va
+            record = {
+                "epoch": epoch,
+                "train_loss": tr,
+                "valid_loss": va,
+                "train_score": tr_ic if use_ic else -tr,
+                "valid_score": valid_score,
+                "seconds": time.perf_counter() - t_epoch,
+            }
+            if use_ic:
+                record.update(train_ic=tr_ic, valid_ic=va_ic)
+            history.append(record)
             # Progress with a time-left estimate from the mean epoch so far (early stopping may end sooner).
             elapsed = time.perf_counter() - t_begin
             per_epoch = sum(h["seconds"] for h in history) / len(history)
             left = per_epoch * (config.n_epochs - epoch - 1)
+            unit = "days" if config.daily else "batches"
             emit(
                 log,
-                f"{config.name} epoch {epoch + 1}/{config.n_epochs}: train loss {tr:.6f} valid loss {va:.6f} "
-                f"({history[-1]['seconds']:.1f} s, {n_batches} batches; elapsed {elapsed:.0f} s, "
+                f"{config.name} epoch {epoch + 1}/{config.n_epochs}: train loss {tr:.6f} valid loss {va:.6f}"
+                + (f" valid IC {va_ic:.4f}" if use_ic else "")
+                + f" ({record['seconds']:.1f} s, {n_batches} {unit}; elapsed {elapsed:.0f} s, "
                 f"at most {left:.0f} s left)",
             )
             if valid_score > best_score:  # False for NaN
@@ -334,13 +309,11 @@ def train_model(
 
     model.load_state_dict(best_state)
     model.eval()
-    epochs_run = epoch + 1
-    trained = epochs_run * n_batches * size
     return TrainResult(
         model=model,
         history=history,
         best_epoch=best_epoch,
-        epochs_run=epochs_run,
+        epochs_run=epoch + 1,
         best_score=float(best_score),
         wall_time_s=time.perf_counter() - t_begin,
         samples_per_s=trained / timer.total if timer.total > 0 else float("nan"),
@@ -350,4 +323,6 @@ def train_model(
         n_train=n_train,
         n_valid=len(valid_data),
         dropped={"train": dropped_train, "valid": dropped_valid},
+        base_copied=copied,
+        memory_refreshes=context.refreshes,
     )

@@ -1,7 +1,8 @@
 """Qlib's Transformer and Localformer networks (pytorch_transformer[_ts].py, pytorch_localformer[_ts].py).
 
 Both project each day's features to ``d_model``, add a sinusoidal position code and run post-norm encoder
-layers (PyTorch's ``TransformerEncoderLayer``: feed-forward width 2048, ReLU); the newest step feeds
+layers (PyTorch's ``TransformerEncoderLayer``: feed-forward width 2048 unless ``dim_feedforward`` says
+otherwise, ReLU); the newest step feeds
 ``Linear(d_model, 1)``. Localformer adds, before each encoder layer, a same-length ``Conv1d(d_model, d_model, 3)``
 over time whose output is added to the layer input, adds the last convolution's output once more at the end,
 and reads the encoded sequence through a GRU.
@@ -25,6 +26,8 @@ import torch
 from torch import nn
 
 MAX_LEN = 1000
+# Qlib leaves nn.TransformerEncoderLayer's default width; smaller values are for quick CPU runs only.
+FEEDFORWARD = 2048
 
 
 class PositionalEncoding(nn.Module):
@@ -46,16 +49,24 @@ class PositionalEncoding(nn.Module):
         return x + self.pe[: x.shape[0]]
 
 
-def _encoder_layer(d_model: int, nhead: int, dropout: float) -> nn.TransformerEncoderLayer:
-    return nn.TransformerEncoderLayer(d_model=d_model, nhead=nhead, dropout=dropout)
+def _encoder_layer(d_model: int, nhead: int, dropout: float, dim_feedforward: int) -> nn.TransformerEncoderLayer:
+    return nn.TransformerEncoderLayer(d_model=d_model, nhead=nhead, dropout=dropout, dim_feedforward=dim_feedforward)
 
 
 class TransformerNet(nn.Module):
-    def __init__(self, d_feat: int, d_model: int = 64, nhead: int = 2, num_layers: int = 2, dropout: float = 0.0):
+    def __init__(
+        self,
+        d_feat: int,
+        d_model: int = 64,
+        nhead: int = 2,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        dim_feedforward: int = FEEDFORWARD,
+    ):
         super().__init__()
         self.feature_layer = nn.Linear(d_feat, d_model)
         self.pos_encoder = PositionalEncoding(d_model)
-        self.encoder_layer = _encoder_layer(d_model, nhead, dropout)
+        self.encoder_layer = _encoder_layer(d_model, nhead, dropout, dim_feedforward)
         # nested tensors only pay off with padding masks, and there are none here
         self.transformer_encoder = nn.TransformerEncoder(self.encoder_layer, num_layers, enable_nested_tensor=False)
         self.decoder_layer = nn.Linear(d_model, 1)
@@ -88,13 +99,21 @@ class LocalformerEncoder(nn.Module):
 
 
 class LocalformerNet(nn.Module):
-    def __init__(self, d_feat: int, d_model: int = 64, nhead: int = 2, num_layers: int = 2, dropout: float = 0.0):
+    def __init__(
+        self,
+        d_feat: int,
+        d_model: int = 64,
+        nhead: int = 2,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        dim_feedforward: int = FEEDFORWARD,
+    ):
         super().__init__()
         # created first, as in Qlib, so the same seed gives the same weights
         self.rnn = nn.GRU(d_model, d_model, num_layers, dropout=dropout if num_layers > 1 else 0.0)
         self.feature_layer = nn.Linear(d_feat, d_model)
         self.pos_encoder = PositionalEncoding(d_model)
-        self.encoder_layer = _encoder_layer(d_model, nhead, dropout)
+        self.encoder_layer = _encoder_layer(d_model, nhead, dropout, dim_feedforward)
         self.transformer_encoder = LocalformerEncoder(self.encoder_layer, num_layers, d_model)
         self.decoder_layer = nn.Linear(d_model, 1)
         self.d_feat = d_feat

@@ -16,7 +16,6 @@ from models.config import (
 )
 from models.networks import build_network
 
-
 RNNS = ("lstm", "gru", "alstm", "lstm_ts", "gru_ts", "alstm_ts")
 
 
@@ -99,7 +98,7 @@ def test_zoo_configs_follow_qlib(name: str) -> None:
     else:
         assert (c.layout, c.d_feat, c.step_len) == ("flat", 6, 60)
     if model in ("transformer", "localformer"):
-        assert (c.d_model, c.nhead, c.num_layers) == (64, 2, 2)
+        assert (c.d_model, c.nhead, c.num_layers, c.dim_feedforward) == (64, 2, 2, 2048)
     if model == "tcn":
         assert (c.n_chans, c.kernel_size, c.num_layers) == ((128, 3, 5) if handler == "alpha360_rnn" else (32, 7, 5))
     if model in ("gats", "hist", "igmtf"):
@@ -172,6 +171,7 @@ def test_stored_form_leaves_out_the_zoo_defaults_only() -> None:
         "batching",
         "d_model",
         "nhead",
+        "dim_feedforward",
         "n_chans",
         "kernel_size",
         "base_model",
