@@ -89,6 +89,10 @@ class BarSource(ABC):
         ``skipped_concepts``). The directory sources read ``<dir>/concepts.csv`` (warehouse.sources.concepts_file)."""
         return None
 
+    def concepts_origin(self) -> str:
+        """Where ``concepts()`` comes from, for the stored source line: the directory sources' ``concepts.csv``."""
+        return f"{self.uri} (provides no concepts)"
+
     def skipped_concepts(self) -> list[SkippedFile]:
         """What the latest ``concepts()`` call left out in lenient mode: bad lines (file and line) or the file."""
         return list(getattr(self, "_concepts_skipped", []))

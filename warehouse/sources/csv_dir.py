@@ -195,6 +195,9 @@ class CsvDirSource(BarSource):
         self._cache[inst] = bars
         return bars
 
+    def concepts_origin(self) -> str:
+        return str(self.root / CONCEPTS_FILE)
+
     def concepts(self) -> pl.DataFrame | None:
         return self._read_concepts(self.root / CONCEPTS_FILE, set(self._files))
 

@@ -137,6 +137,9 @@ class QlibBinSource(BarSource):
     def instruments_with_data(self) -> list[str]:
         return sorted(self._dirs)
 
+    def concepts_origin(self) -> str:
+        return str(self.root / CONCEPTS_FILE)
+
     def concepts(self) -> pl.DataFrame | None:
         # An instrument is known when it has a features/ folder (any case), as for the bars.
         return self._read_concepts(self.root / CONCEPTS_FILE, set(self._dirs))
