@@ -23,7 +23,7 @@ from workflow.names import CONCEPTS_ASSET
 from workflow.panels import read_membership
 from workflow.segments import Segments
 
-N_DERIVED = 20  # clusters when derived; CSI300's train segment gives sizes of about 6 to 65 (README)
+N_DERIVED = 20  # clusters when derived (CSI300 2010-2016: 615 instruments in clusters of 6 to 65)
 
 
 @dataclass
