@@ -73,14 +73,11 @@ def fit_and_store_concepts(warehouse: Warehouse, source: BarSource, segments: Se
         concepts = Concepts.from_members(rows, source.concepts_origin())
     else:
         origin, fit = "derived", segments.train
-        why = "every line left out as bad" if skipped else "absent"
+        where = source.concepts_origin()
+        why = f"every line of {where} left out as bad" if skipped else f"{where} absent"
         derived = derive_concepts(_train_returns(warehouse, *fit), *fit, n_concepts=N_DERIVED)
-        concepts = Concepts(
-            derived.instruments,
-            derived.matrix,
-            derived.names,
-            f"{derived.source}; {source.concepts_origin()}: {why}",
-        )
+        line = f"{derived.source}; the source has none: {why}"
+        concepts = Concepts(derived.instruments, derived.matrix, derived.names, line)
     version = concepts_version(concepts)
     meta = pl.DataFrame(
         {

@@ -114,12 +114,13 @@ def test_derived_over_the_train_segment_when_the_source_has_none(tmp_path: Path)
     wh = Warehouse(settings.warehouse)
     meta = _metadata(result)
     _assert_metadata_is_the_stored_rows(meta, wh)
-    train = default_segments(open_source(f"qlib:{root}").calendar()).train
+    calendar = open_source(f"qlib:{root}").calendar()
+    train = default_segments(calendar).train
     assert meta["origin"] == "derived" and meta["fit_window"] == f"{train[0]}..{train[1]}"
     assert meta["source"].startswith(
         f"derived: 2 clusters of daily-return correlation over the train segment {train[0]}"
     )
-    assert meta["source"].endswith(f"{root / 'concepts.csv'}: absent")
+    assert meta["source"].endswith(f"; the source has none: {root / 'concepts.csv'} absent")
     stored = wh.query("select * from concepts order by instrument, concept")
     assert wh.query("select fit_start, fit_end from concept_source").row(0) == train
 
@@ -139,6 +140,14 @@ def test_derived_over_the_train_segment_when_the_source_has_none(tmp_path: Path)
     assert rolled.success
     fit = wh.query("select fit_start, fit_end from concept_source").row(0)
     assert _metadata(rolled)["fit_window"] == f"{fit[0]}..{fit[1]}" and fit[1] > train[1]
+
+    # Lenient mode and a file whose every line is bad: derived as well, and the file's lines reported.
+    path = root / "concepts.csv"
+    path.write_text("instrument,concept\nNOPE,x\n")
+    report = fit_and_store_concepts(wh, open_source(f"qlib:{root}", on_bad_file="skip"), default_segments(calendar))
+    assert report.origin == "derived" and [s.path for s in report.skipped] == [f"{path}, line 2"]
+    assert report.concepts.source.endswith(f"; the source has none: every line of {path} left out as bad")
+    assert wh.query("select * from concepts order by instrument, concept").equals(stored)
 
 
 def test_workflow_needs_the_universe_first(tmp_path: Path) -> None:

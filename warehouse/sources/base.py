@@ -91,7 +91,7 @@ class BarSource(ABC):
 
     def concepts_origin(self) -> str:
         """Where ``concepts()`` comes from, for the stored source line: the directory sources' ``concepts.csv``."""
-        return f"{self.uri} (provides no concepts)"
+        return f"{self.uri}'s concepts"
 
     def skipped_concepts(self) -> list[SkippedFile]:
         """What the latest ``concepts()`` call left out in lenient mode: bad lines (file and line) or the file."""
