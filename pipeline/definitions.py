@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.bars import build_bars_asset, build_bars_checks, calendar, universe
 from assets.benchmark import benchmark_results
+from assets.concepts import concepts
 from assets.evaluation import build_evaluation_assets
 from assets.features import build_feature_assets
 from assets.models import build_model_assets
@@ -53,6 +54,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         universe,
         build_bars_asset(partitions),
         *build_feature_assets(partitions),
+        concepts,
         *build_model_assets(partitions, settings.profile),
         *build_evaluation_assets(models),
         benchmark_results,

@@ -58,6 +58,15 @@ TABLES: dict[str, TableSpec] = {
             # the versions before it (the evaluation picks, per day, the newest version trained before that day).
             ("model", "model_version", "instrument", "date"),
         ),
+        # HIST's stock-to-concept memberships, and one row saying where they came from; written together in one
+        # transaction (Warehouse.replace_tables).
+        _spec("concepts", "instrument varchar not null, concept varchar not null", ("instrument", "concept")),
+        _spec(
+            "concept_source",
+            "source varchar not null, origin varchar not null, concepts_version varchar not null, "
+            "fitted_at timestamp, fit_start date, fit_end date, n_concepts integer, n_instruments integer",
+            (),
+        ),
     )
 }
 

@@ -182,6 +182,28 @@ class Warehouse:
                 raise
         return frame.height - gap_rows
 
+    def replace_tables(self, frames: Mapping[str, pl.DataFrame]) -> None:
+        """Replace every row of each table of ``frames`` (tables declared in ``warehouse.schema``) in one
+        transaction: rows written across tables together (say, the concepts and the line naming their source) are
+        all there or, on a failure, the previous rows all are."""
+        unknown = sorted(t for t in frames if t not in TABLES)
+        if unknown:
+            raise ValueError(f"replace_tables writes declared tables only; {unknown} are not in warehouse.schema")
+        with self.connect() as con:
+            con.execute("begin transaction")
+            try:
+                for table, frame in frames.items():
+                    con.execute(TABLES[table].ddl)
+                    con.execute(f'delete from "{table}"')
+                    if frame.height:
+                        con.register("_incoming", frame.to_arrow())
+                        con.execute(f'insert into "{table}" by name select * from _incoming')
+                        con.unregister("_incoming")
+                con.execute("commit")
+            except BaseException:
+                con.execute("rollback")
+                raise
+
     def drop_primary_key(self, table: str) -> bool:
         """Rebuild ``table`` without its primary key, in one transaction (DuckDB cannot drop a constraint in
         place); the rows and the column order stay. Returns whether there was one to drop."""

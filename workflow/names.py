@@ -20,3 +20,7 @@ def signal_asset(model: str) -> str:
 
 def backtest_asset(model: str) -> str:
     return f"backtest_{model}"
+
+
+# The stock-to-concept memberships HIST reads (table `concepts`).
+CONCEPTS_ASSET = "concepts"

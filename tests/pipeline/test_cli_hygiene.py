@@ -53,7 +53,8 @@ def test_handlers_have_their_own_group(tmp_path: Path) -> None:
     graph = build_definitions(settings_for(tmp_path)).get_repository_def().asset_graph
     handlers = {k.to_user_string() for k in dg.AssetSelection.from_string("group:handlers").resolve(graph)}
     features = {k.to_user_string() for k in dg.AssetSelection.from_string("group:features").resolve(graph)}
-    assert handlers == {"handler_alpha360_rnn", "handler_alpha158_20"}
+    # Fitted on the train segment: the data handlers and HIST's concepts (derived there when the source has none).
+    assert handlers == {"handler_alpha360_rnn", "handler_alpha158_20", "concepts"}
     assert features == {"features_alpha158", "features_alpha360", "labels"}
     assert all(graph.get(dg.AssetKey(k)).is_partitioned for k in features)
 

@@ -83,6 +83,36 @@ class BarSource(ABC):
             seen.setdefault(s.path, s)
         return members
 
+    def concepts(self) -> pl.DataFrame | None:
+        """(instrument, concept) memberships the source provides (several rows per instrument allowed), or
+        ``None`` when it has none; in lenient mode also ``None`` when every line was bad (see
+        ``skipped_concepts``). The directory sources read ``<dir>/concepts.csv`` (warehouse.sources.concepts_file)."""
+        return None
+
+    def concepts_origin(self) -> str:
+        """Where ``concepts()`` comes from, for the stored source line: the directory sources' ``concepts.csv``."""
+        return f"{self.uri}'s concepts"
+
+    def skipped_concepts(self) -> list[SkippedFile]:
+        """What the latest ``concepts()`` call left out in lenient mode: bad lines (file and line) or the file."""
+        return list(getattr(self, "_concepts_skipped", []))
+
+    def _read_concepts(self, path: Path, known: set[str]) -> pl.DataFrame | None:
+        """``path`` (a concepts file) when it exists; strict mode raises on bad input, lenient mode records it."""
+        from warehouse.sources.concepts_file import read_concepts_file
+
+        self._concepts_skipped: list[SkippedFile] = []
+        if not path.is_file():
+            return None
+        if self.on_bad_file != "skip":
+            return read_concepts_file(path, known, self.uri)
+        try:
+            frame = read_concepts_file(path, known, self.uri, self._concepts_skipped)
+        except SourceError as exc:  # a file-level problem: the whole file is left out
+            self._concepts_skipped.append(SkippedFile(str(path), str(exc)))
+            return None
+        return frame if frame.height else None
+
     def default_benchmark(self) -> str | None:
         """The benchmark instrument the source itself proposes, if any."""
         return None

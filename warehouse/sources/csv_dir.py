@@ -23,7 +23,8 @@ Without ``factor`` or adjusted close, the factor is 1. Other numeric columns are
 with a header and no data rows is bad input (it carries nothing, most likely a failed download).
 Optional ``instruments/<universe>.txt`` files in the same format as Qlib's define universes; the universe
 ``all`` is every CSV file's first-to-last date range. The calendar is the union of all files' dates, or
-``calendars/day.txt`` when present.
+``calendars/day.txt`` when present. ``concepts.csv`` (instrument, concept; see ``warehouse.sources.concepts_file``)
+is the instruments' concepts, not an instrument's bars.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from warehouse.sources.base import (
     empty_bars,
     finalize_bars,
 )
+from warehouse.sources.concepts_file import CONCEPTS_FILE
 from warehouse.sources.qlib_bin import read_calendar
 
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -172,7 +174,7 @@ class CsvDirSource(BarSource):
         self.on_bad_file = on_bad_file
         if not self.root.is_dir():
             raise SourceError(f"CSV directory {self.root} does not exist")
-        self._files = {p.stem.upper(): p for p in sorted(self.root.glob("*.csv"))}
+        self._files = {p.stem.upper(): p for p in sorted(self.root.glob("*.csv")) if p.name != CONCEPTS_FILE}
         if not self._files:
             raise SourceError(f"CSV directory {self.root} has no .csv files")
         self._cache: dict[str, pl.DataFrame] = {}
@@ -192,6 +194,12 @@ class CsvDirSource(BarSource):
             return None
         self._cache[inst] = bars
         return bars
+
+    def concepts_origin(self) -> str:
+        return str(self.root / CONCEPTS_FILE)
+
+    def concepts(self) -> pl.DataFrame | None:
+        return self._read_concepts(self.root / CONCEPTS_FILE, set(self._files))
 
     def calendar(self) -> list[dt.date]:
         cal_file = self.root / "calendars" / "day.txt"

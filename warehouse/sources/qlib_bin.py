@@ -1,6 +1,7 @@
 """Qlib's binary data directory: ``calendars/day.txt``, ``instruments/<universe>.txt``,
 ``features/<instrument>/<field>.day.bin`` (little-endian float32; the first value is the calendar index of the
-first row, then one value per trading day).
+first row, then one value per trading day), and optionally ``concepts.csv`` (instrument, concept; see
+``warehouse.sources.concepts_file``) naming each instrument's concepts for HIST.
 
 This is also the layout of a user's ``~/.qlib/qlib_data/cn_data``.
 """
@@ -23,6 +24,7 @@ from warehouse.sources.base import (
     empty_bars,
     finalize_bars,
 )
+from warehouse.sources.concepts_file import CONCEPTS_FILE
 
 FREQ_SUFFIX = ".day.bin"
 
@@ -134,6 +136,13 @@ class QlibBinSource(BarSource):
 
     def instruments_with_data(self) -> list[str]:
         return sorted(self._dirs)
+
+    def concepts_origin(self) -> str:
+        return str(self.root / CONCEPTS_FILE)
+
+    def concepts(self) -> pl.DataFrame | None:
+        # An instrument is known when it has a features/ folder (any case), as for the bars.
+        return self._read_concepts(self.root / CONCEPTS_FILE, set(self._dirs))
 
     def _spans_from_files(self) -> pl.DataFrame:
         rows = []

@@ -14,6 +14,19 @@ It also carries a planted, learnable cross-sectional signal, so that the models 
 
 Both are visible in the features of day t and predict the label of day t
 (``close[t+2] / close[t+1] - 1``), and in nothing later.
+
+Every instrument belongs to one sector (``min(10, max(2, instruments // 8))`` sectors of equal size, 10 for the
+default 200) and about 30% also to one of three themes, all exposed by ``concepts()`` (``sector:<name>``,
+``theme:<name>``). A sector's members share a factor return (volatility ``SECTOR_VOL`` times a loading in
+0.7..1.3), a theme's members a smaller one (``THEME_VOL``). On top, a planted sector-level reversal for HIST's
+concept module to find:
+
+* the return of day t+2 of every member of sector k contains ``-LAMBDA * D[k, t]``, where ``D[k, t]`` is the mean
+  day-t return of the sector's trading members minus the mean over every trading instrument (both limit-capped:
+  what day t's ``change`` shows, the latter being the index's change).
+
+A per-stock model sees D only through the stock's own return (the sector factor in it, diluted by the stock's
+own noise); a model that pools the sector's members sees it whole.
 """
 
 from __future__ import annotations
@@ -35,8 +48,15 @@ from warehouse.sources.base import (
 
 KAPPA = 0.06
 GAMMA = 0.10
+LAMBDA = 0.25
+SECTOR_VOL = 0.008
+THEME_VOL = 0.004
+THEME_SHARE = 0.3
 LIMIT = 0.10
 BENCHMARK = "SYNIDX"
+SECTORS = ("energy", "materials", "industrials", "consumer", "staples", "health", "financials", "tech", "telecom",
+           "utilities")  # fmt: skip
+THEMES = ("ai", "electric_vehicles", "exporters")
 
 
 @dataclass(frozen=True)
@@ -93,7 +113,7 @@ class SyntheticSource(BarSource):
         self.uri = "synthetic" if spec in (None, SyntheticSpec()) else f"synthetic:{self.spec}"
         self.on_bad_file = on_bad_file
         self._calendar = synthetic_calendar(self.spec.start, self.spec.end)
-        self._bars, self._membership = _generate(self.spec, self._calendar)
+        self._bars, self._membership, self._concepts = _generate(self.spec, self._calendar)
 
     def calendar(self) -> list[dt.date]:
         return list(self._calendar)
@@ -108,6 +128,14 @@ class SyntheticSource(BarSource):
     def default_benchmark(self) -> str:
         return BENCHMARK
 
+    def concepts_origin(self) -> str:
+        k = n_sectors(self.spec.instruments)
+        return f"synthetic sectors: {k} sectors and {len(THEMES)} themes of the synthetic market, seed {self.spec.seed}"
+
+    def concepts(self) -> pl.DataFrame:
+        """Each instrument's sector, and a theme for about 30% of them (see the module docstring)."""
+        return self._concepts
+
     def read_bars(
         self, instruments: list[str] | None, start: dt.date | None = None, end: dt.date | None = None
     ) -> BarsRead:
@@ -121,7 +149,13 @@ class SyntheticSource(BarSource):
         return BarsRead(bars if bars.height else empty_bars())
 
 
-def _generate(spec: SyntheticSpec, calendar: list[dt.date]) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
+def n_sectors(instruments: int) -> int:
+    return min(len(SECTORS), max(2, instruments // 8))
+
+
+def _generate(
+    spec: SyntheticSpec, calendar: list[dt.date]
+) -> tuple[pl.DataFrame, dict[str, pl.DataFrame], pl.DataFrame]:
     rng = np.random.default_rng(spec.seed)
     T, N = len(calendar), spec.instruments
     names = np.array([f"SYN{i:04d}" for i in range(1, N + 1)])
@@ -142,21 +176,27 @@ def _generate(spec: SyntheticSpec, calendar: list[dt.date]) -> tuple[pl.DataFram
         suspended |= has & (t_idx >= begin) & (t_idx < begin + length)
     trading = listed & ~suspended
 
-    # Returns: market beta plus idiosyncratic part carrying the planted signal.
+    # Returns: market beta, sector and theme factors, an idiosyncratic part carrying the stock-level signals and
+    # the sector-level reversal. Sectors and themes draw from their own stream, so every other draw is the seed's.
     beta = rng.uniform(0.6, 1.4, N)
     sigma = rng.uniform(0.012, 0.025, N)
     market = rng.normal(0.0003, 0.011, T)
     shadow_signal = rng.normal(0.0, 1.0, (T, N))
     noise = rng.normal(0.0, 1.0, (T, N))
+    jumps = (rng.random((T, N)) < 0.004) * rng.normal(0.0, 0.09, (T, N))
+    sector, theme, common = _sector_factors(np.random.default_rng([spec.seed, 1]), T, N)
+    common += beta * market[:, None] + jumps
     idio = np.zeros((T, N))
+    ret = np.zeros((T, N))
+    deviation = np.zeros((T, n_sectors(N)))  # D[k, t]: sector mean minus market mean of day t's capped returns
     for t in range(T):
         alpha = np.zeros(N)
         if t >= 2:
             alpha -= KAPPA * idio[max(0, t - 6) : t - 1].sum(axis=0)
             alpha += GAMMA * sigma * shadow_signal[t - 2]
         idio[t] = alpha + sigma * noise[t]
-    jumps = (rng.random((T, N)) < 0.004) * rng.normal(0.0, 0.09, (T, N))
-    ret = beta * market[:, None] + idio + jumps
+        ret[t] = common[t] + idio[t] - (LAMBDA * deviation[t - 2, sector] if t >= 2 else 0.0)
+        deviation[t] = _sector_deviation(np.clip(ret[t], -LIMIT, LIMIT), trading[t], sector)
 
     # Close-to-close returns between trading days accumulate over suspensions; limits cap each move.
     log_ret = np.log1p(np.clip(ret, -0.5, 0.5))
@@ -225,7 +265,37 @@ def _generate(spec: SyntheticSpec, calendar: list[dt.date]) -> tuple[pl.DataFram
     spans = pl.DataFrame(
         {"instrument": names, "start_date": cal[first], "end_date": cal[last]}, schema=MEMBERSHIP_SCHEMA
     )
-    return bars, {"all": spans, "core": _core_membership(price, volume, listed, names, cal, spec.core_size)}
+    core = _core_membership(price, volume, listed, names, cal, spec.core_size)
+    return bars, {"all": spans, "core": core}, _concept_rows(names, sector, theme)
+
+
+def _sector_factors(rng: np.random.Generator, T: int, N: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each instrument's sector (equal sizes, shuffled), theme (-1: none) and the [T, N] factor returns."""
+    k = n_sectors(N)
+    sector = rng.permutation(np.arange(N) % k)
+    loading = rng.uniform(0.7, 1.3, N)
+    theme = np.where(rng.random(N) < THEME_SHARE, rng.integers(0, len(THEMES), N), -1)
+    sector_ret = rng.normal(0.0, SECTOR_VOL, (T, k))
+    theme_ret = np.hstack([rng.normal(0.0, THEME_VOL, (T, len(THEMES))), np.zeros((T, 1))])  # column -1: none
+    return sector, theme, loading * sector_ret[:, sector] + theme_ret[:, theme]
+
+
+def _sector_deviation(ret: np.ndarray, on: np.ndarray, sector: np.ndarray) -> np.ndarray:
+    """Per sector: the mean of ``ret`` over its members that are ``on`` minus the mean over all that are (0 for
+    a sector with none on)."""
+    k = int(sector.max()) + 1
+    if not on.any():
+        return np.zeros(k)
+    count = np.bincount(sector[on], minlength=k)
+    total = np.bincount(sector[on], weights=ret[on], minlength=k)
+    return np.where(count > 0, total / np.maximum(count, 1) - ret[on].mean(), 0.0)
+
+
+def _concept_rows(names: np.ndarray, sector: np.ndarray, theme: np.ndarray) -> pl.DataFrame:
+    sectors = pl.DataFrame({"instrument": names, "concept": np.array([f"sector:{s}" for s in SECTORS])[sector]})
+    has = theme >= 0
+    themes = pl.DataFrame({"instrument": names[has], "concept": np.array([f"theme:{t}" for t in THEMES])[theme[has]]})
+    return pl.concat([sectors, themes]).sort("instrument", "concept")
 
 
 def _ffill_shift(values: np.ndarray) -> np.ndarray:
