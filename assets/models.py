@@ -2,14 +2,20 @@
 training asset per model configuration and one daily-partitioned scoring asset per model, all made by
 factories."""
 
-import dataclasses
 from typing import Any
 
 import dagster as dg
 import pydantic
 
 from features import catalog
-from models.config import ModelConfig, get_model_config, model_config_names, model_handlers
+from models.config import (
+    ModelConfig,
+    base_config_name,
+    get_model_config,
+    model_config_names,
+    model_handlers,
+    relevant_fields,
+)
 from pipeline.code_versions import code_version
 from pipeline.metadata import line_plot_markdown
 from pipeline.partitions import window_dates
@@ -17,7 +23,7 @@ from pipeline.profiles import profile_overrides
 from pipeline.resources import ComputeResource, SegmentsResource, WarehouseResource
 from processing.config import get_handler_config
 from warehouse.feature_store import FEATURE_TABLES
-from workflow.names import handler_asset, model_asset, predictions_asset
+from workflow.names import CONCEPTS_ASSET, handler_asset, model_asset, predictions_asset
 
 # workflow.training and workflow.scoring are imported inside the asset bodies: they pull in torch (about 2 s),
 # which loading the definitions for a run of bars or features never needs.
@@ -72,13 +78,35 @@ def build_handler_asset(handler: str) -> dg.AssetsDefinition:
 
 
 def model_config_class(name: str, base: ModelConfig) -> type[dg.Config]:
-    """A Launchpad form with every hyperparameter of ``name``, defaulting to the benchmark's values."""
+    """A Launchpad form with the hyperparameters ``name``'s model type reads (``relevant_fields``), defaulting to
+    the benchmark's values under the run's profile; the fields it does not read stay at those values."""
     fields: dict[str, Any] = {}
-    for f in dataclasses.fields(base):
-        value = getattr(base, f.name)
+    for field in relevant_fields(base):
+        value = getattr(base, field)
         annotation = type(value) if value is not None else (int | None)
-        fields[f.name] = (annotation, pydantic.Field(default=value))
+        fields[field] = (annotation, pydantic.Field(default=value))
     return pydantic.create_model(f"{name.title().replace('_', '')}TrainingConfig", __base__=dg.Config, **fields)
+
+
+def model_inputs(config: ModelConfig) -> list[str]:
+    """The assets a model's training reads besides its handler's tables: the trained base model it starts from
+    (GATs / HIST / IGMTF: Qlib's pretrained base RNN, here this pipeline's own) and, for HIST, the concepts."""
+    inputs = []
+    base = base_config_name(config)
+    if base is not None:
+        inputs.append(model_asset(base))
+    if config.model == "hist":
+        inputs.append(CONCEPTS_ASSET)
+    return inputs
+
+
+def _concepts(warehouse: WarehouseResource, config: ModelConfig):
+    """HIST's stored concepts (None for every other model: the workflow refuses HIST without them)."""
+    if config.model != "hist":
+        return None
+    from workflow.concepts import load_concepts
+
+    return load_concepts(warehouse.get())
 
 
 def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
@@ -92,10 +120,17 @@ def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
         code_version=code_version(__name__),
         kinds={"pytorch"},
         pool="training",
-        deps=[handler_asset(base.handler), feature_table, catalog.label_set().table],
+        deps=[handler_asset(base.handler), feature_table, catalog.label_set().table, *model_inputs(base)],
         description=f"Trains `{name}` ({base.model.upper()} on {base.handler}, {base.layout} view) on the "
         "train segment with early stopping on valid; stores the artifact (weights, config, processor statistics) "
-        "and registers it in table `models`.",
+        "and registers it in table `models`."
+        + (
+            f" Starts from the weights of `{model_asset(base_config_name(base))}` (its trained base "
+            f"{base.base_model}), whose version it records."
+            if base_config_name(base)
+            else ""
+        )
+        + (" Reads the stock-to-concept memberships of `concepts`." if base.model == "hist" else ""),
     )
     def _model(
         context: dg.AssetExecutionContext,
@@ -106,15 +141,23 @@ def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         from workflow.training import train_and_store
 
-        cfg = ModelConfig.from_dict(config.model_dump())
+        cfg = base.replace(**config.model_dump())
         seg = segments.for_run(context, warehouse.get())
         context.log.info(
             f"{name}: profile {profile} (Launchpad values over it), up to {cfg.n_epochs} epochs"
             + (f" of at most {cfg.max_batches_per_epoch} batches" if cfg.max_batches_per_epoch else "")
             + f", hidden {cfg.hidden_size} x {cfg.num_layers} layers, device {compute.device}"
         )
+        concepts = _concepts(warehouse, cfg)
         trained = train_and_store(
-            warehouse.get(), warehouse.artifact_dir, name, cfg, seg, device=compute.device, log=context.log.info
+            warehouse.get(),
+            warehouse.artifact_dir,
+            name,
+            cfg,
+            seg,
+            device=compute.device,
+            log=context.log.info,
+            concepts=concepts,
         )
         r = trained.result
         curves = {
@@ -136,6 +179,12 @@ def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
                 "valid_samples": trained.n_valid,
                 "segments": seg.describe(),
                 "handler_version": trained.handler_version,
+                **(
+                    {"base_model": trained.base_model, "base_model_version": trained.base_model_version}
+                    if trained.base_model
+                    else {}
+                ),
+                **({"concepts_source": concepts.source, "concepts": concepts.n_concepts} if concepts else {}),
                 "loss_curves": dg.MetadataValue.md(line_plot_markdown(curves, "epoch", "loss")),
             },
             data_version=dg.DataVersion(trained.version),
@@ -158,7 +207,11 @@ def build_predictions_asset(name: str, profile: str, partitions: dg.PartitionsDe
         pool="warehouse",
         code_version=code_version(__name__),
         kinds={"pytorch", "duckdb"},
-        deps=[model_asset(name), dg.AssetDep(feature_table, partition_mapping=lookback)],
+        deps=[
+            model_asset(name),
+            dg.AssetDep(feature_table, partition_mapping=lookback),
+            *([CONCEPTS_ASSET] if base.model == "hist" else []),
+        ],
         description=f"Scores of `{name}`'s registered artifact for each day of the partition window, table "
         "`predictions(model, model_version, instrument, date, score)`; `model_version` names the artifact.",
     )
@@ -168,7 +221,15 @@ def build_predictions_asset(name: str, profile: str, partitions: dg.PartitionsDe
         from workflow.scoring import score_window
 
         start, end = window_dates(context)
-        report = score_window(warehouse.get(), name, start, end, device=compute.device, log=context.log)
+        report = score_window(
+            warehouse.get(),
+            name,
+            start,
+            end,
+            device=compute.device,
+            log=context.log,
+            concepts=_concepts(warehouse, base),
+        )
         return dg.MaterializeResult(
             metadata={
                 "model_version": report.version,
