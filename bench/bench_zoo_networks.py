@@ -1,9 +1,10 @@
-"""Forward + backward throughput of the zoo networks, ours (models/nets) against Qlib's nn.Module (dev only).
+"""Forward + backward throughput of every network, ours (models/networks.py, models/nets) against Qlib's nn.Module
+(dev only).
 
     /work/qlibenv/bin/python bench/bench_zoo_networks.py               # needs pyqlib for the Qlib column
     /work/qlibenv/bin/python bench/bench_models.py --zoo               # the same, through bench_models
 
-Options: --models transformer,gats,... (default: all ten), --threads 1,2 (torch CPU threads; each count is
+Options: --models lstm,transformer,gats,... (default: all sixteen), --threads 1,2 (torch CPU threads; each count is
 a separate table), --devices cpu,cuda (default cpu, plus cuda when available), --rounds N (best of N
 interleaved rounds, default 3), --repeats N (passes per round, default 3), --batch N (samples per pass of the
 sequence models, default 800).
@@ -11,9 +12,10 @@ sequence models, default 800).
 Both networks get the same weights (Qlib's state_dict loaded into ours) and the same random tensors, each in
 its own input layout: Qlib's flat [N, 360] rows (the _ts models: [N, 20, 20] windows, channels-first for
 tcn_ts) and ours [N, T, d_feat]. One pass is a forward, MSE against a label and a backward (no optimizer step:
-that is the same torch Adam on both sides). Benchmark sizes: Transformer / Localformer d_model 64, nhead 2,
-2 layers; TCN 5 x 128 channels, kernel 3 (tcn_ts 5 x 32, kernel 7); GATs / HIST / IGMTF hidden 64, 2 layers,
-base LSTM, one trading day of 300 stocks per pass (HIST: 60 concepts; IGMTF: a memory of 50 training days).
+that is the same torch Adam on both sides). Benchmark sizes: LSTM / GRU / ALSTM hidden 64, 2 layers;
+Transformer / Localformer d_model 64, nhead 2, 2 layers; TCN 5 x 128 channels, kernel 3 (tcn_ts 5 x 32,
+kernel 7); GATs / HIST / IGMTF hidden 64, 2 layers, base LSTM, one trading day of 300 stocks per pass (HIST: 60
+concepts; IGMTF: a memory of 50 training days).
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from models.nets import GATNet, HISTNet, IGMTFNet, LocalformerNet, TCNNet, TransformerNet  # noqa: E402
+from models.networks import ALSTMNet, GRUNet, LSTMNet  # noqa: E402
 
+RNNS = ("lstm", "gru", "alstm", "lstm_ts", "gru_ts", "alstm_ts")
 MODELS = (
+    *RNNS,
     "transformer",
     "localformer",
     "tcn",
@@ -69,7 +74,11 @@ def networks(name: str) -> tuple[nn.Module | None, nn.Module]:
     base = name.removesuffix("_ts")
     d_feat = 20 if name.endswith("_ts") else 6
     ours: nn.Module
-    if base in ("transformer", "localformer"):
+    if base in ("lstm", "gru", "alstm"):
+        ours = {"lstm": LSTMNet, "gru": GRUNet, "alstm": ALSTMNet}[base](d_feat, 64, 2, 0.0)
+        klass = {"lstm": "LSTMModel", "gru": "GRUModel", "alstm": "ALSTMModel"}[base]
+        make = lambda m: getattr(m, klass)(d_feat, 64, 2, 0.0)  # noqa: E731
+    elif base in ("transformer", "localformer"):
         ours = (TransformerNet if base == "transformer" else LocalformerNet)(d_feat, 64, 2, 2, 0.0)
         make = lambda m: m.Transformer(d_feat, 64, 2, 2, 0.0)  # noqa: E731
     elif base == "tcn":

@@ -74,7 +74,8 @@ class TrainResult:
     epochs_run: int
     best_score: float
     wall_time_s: float
-    samples_per_s: float  # training samples per second of the training passes (evaluation excluded)
+    # training samples per second of the training passes (IGMTF: with its memory refresh; evaluation excluded)
+    samples_per_s: float
     device: str
     n_parameters: int
     seed: int
@@ -250,10 +251,10 @@ def train_model(
         epoch = -1
         for epoch in range(config.n_epochs):  # noqa: B007 - epoch is read after the loop
             t_epoch = time.perf_counter()
+            timer.start()  # IGMTF's memory refresh is part of its training epoch, as in Qlib's fit
             if context.kind == "igmtf":  # Qlib's get_train_hidden before every train_epoch, in eval mode
                 refresh_memory(model, train_feed, train_days)
             model.train()
-            timer.start()
             step_losses = torch.zeros((), device=dev)
             if config.daily:
                 for d in train_days.epoch_days(gen, config.batching == "days", n_batches if cap else 0):

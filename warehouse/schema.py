@@ -47,7 +47,7 @@ TABLES: dict[str, TableSpec] = {
             "device varchar, handler varchar, handler_version varchar, "
             "train_start date, train_end date, valid_start date, valid_end date, test_start date, test_end date, "
             "best_epoch integer, epochs_run integer, best_valid_score double, wall_time_s double, "
-            "samples_per_s double, n_parameters bigint, config json",
+            "samples_per_s double, n_parameters bigint, config json, base_model varchar, base_model_version varchar",
             ("model", "model_version"),
         ),
         _spec(

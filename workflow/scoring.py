@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -14,19 +13,15 @@ import polars as pl
 from models.artifacts import load_artifact
 from models.scoring import predict
 from models.training import Log, resolve_device
+from processing.concepts import Concepts
 from processing.config import get_handler_config
 from processing.handler import FittedHandler
 from warehouse.feature_store import FEATURE_TABLES, trading_days
 from warehouse.store import Warehouse
-from workflow.names import model_asset, predictions_asset
+from workflow.names import predictions_asset
+from workflow.registry import current_model
+from workflow.segments import Segments
 from workflow.training import build_model_samples
-
-
-def current_model(warehouse: Warehouse, name: str) -> dict[str, Any]:
-    rows = warehouse.query("select * from models where model = ? order by trained_at desc limit 1", [name])
-    if rows.height == 0:
-        raise ValueError(f"model {name!r} has not been trained yet; materialize {model_asset(name)} first")
-    return rows.row(0, named=True)
 
 
 @dataclass
@@ -57,16 +52,21 @@ def score_window(
     device: str = "auto",
     log: Log = None,
     batch_size: int | None = None,
+    concepts: Concepts | None = None,
 ) -> ScoreReport:
     """Score [start, end] with the registered artifact of ``name`` and store the scores under its version.
 
     ``log`` gets the scoring progress (see :func:`models.scoring.predict`); ``batch_size`` defaults to the
-    model's own (inference batches only change the float rounding of the GEMMs, not the scores).
+    model's own (inference batches only change the float rounding of the GEMMs, not the scores). GATs, HIST and
+    IGMTF score one day at a time; HIST needs ``concepts``; IGMTF rebuilds its memory from the samples of the
+    train segment the artifact records (phase ``memory``).
     """
     t0 = time.perf_counter()
     phases: dict[str, float] = {}
     entry = current_model(warehouse, name)
     model, config, extra = load_artifact(entry["path"], device=resolve_device(device))
+    if config.model == "hist" and concepts is None:
+        raise ValueError(f"model {name!r} (HIST) needs the stock-to-concept matrix: pass concepts=")
     fitted = FittedHandler.from_state(extra["handler_state"])
     calendar = [d for d in trading_days(warehouse) if start <= d <= end]
     scores = pl.DataFrame(
@@ -77,6 +77,12 @@ def score_window(
     if calendar and _member_rows(warehouse, feature_set, start, end):
         samples = build_model_samples(warehouse, config, fitted, {"test": (start, end)}, phases)["test"]
         if samples.n_samples:
+            train_samples = None
+            if config.model == "igmtf":
+                t = time.perf_counter()
+                train = Segments.from_dict(extra["segments"]).train
+                train_samples = build_model_samples(warehouse, config, fitted, {"train": train})["train"]
+                phases["memory"] = time.perf_counter() - t
             t = time.perf_counter()
             values = predict(
                 model,
@@ -85,6 +91,9 @@ def score_window(
                 batch_size=batch_size or config.batch_size,
                 log=log,
                 name=f"{predictions_asset(name)} {start}..{end}",
+                config=config,
+                concepts=concepts,
+                train_samples=train_samples,
             )
             phases["forward"] = time.perf_counter() - t
             scores = pl.DataFrame(

@@ -1,5 +1,6 @@
 """The training stage: build a model's processed samples from the warehouse, train it, store the artifact and
-register it in table `models`."""
+register it in table `models`. A graph model (GATs, HIST, IGMTF) starts from its base configuration's current
+artifact (``workflow.registry.load_base``), and the artifact and its row name that base and its version."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ import polars as pl
 from models.artifacts import save_artifact
 from models.config import ModelConfig
 from models.training import TrainResult, train_model
+from processing.concepts import Concepts
 from processing.config import get_handler_config
 from processing.dataset import build_segments
 from processing.handler import FittedHandler
 from warehouse.store import Warehouse
 from workflow.handlers import load_handler
 from workflow.panels import history_start, read_membership, read_panel
+from workflow.registry import load_base
 from workflow.segments import Segments
 
 
@@ -35,6 +38,8 @@ class TrainedModel:
     handler_version: str
     n_train: int
     n_valid: int
+    base_model: str | None = None  # the configuration whose trained weights this model started from
+    base_model_version: str | None = None
 
 
 def build_model_samples(
@@ -71,10 +76,24 @@ def train_and_store(
     segments: Segments,
     device: str = "auto",
     log: Any = None,
+    concepts: Concepts | None = None,
 ) -> TrainedModel:
+    """Train ``config`` on the segments and register it as ``name``. HIST needs ``concepts`` (the stock-to-concept
+    memberships); GATs / HIST / IGMTF need their base configuration trained first."""
+    if config.model == "hist" and concepts is None:
+        raise ValueError(f"model {name!r} (HIST) needs the stock-to-concept matrix: pass concepts=")
+    base = load_base(warehouse, name, config)
     handler_version, handler_state, fitted = load_handler(warehouse, config.handler)
     samples = build_model_samples(warehouse, config, fitted, {"train": segments.train, "valid": segments.valid})
-    result = train_model(config, samples["train"], samples["valid"], device=device, log=log)
+    result = train_model(
+        config,
+        samples["train"],
+        samples["valid"],
+        device=device,
+        log=log,
+        base_state=base.state if base else None,
+        concepts=concepts,
+    )
     extra = {
         "model": name,
         "handler": config.handler,
@@ -87,6 +106,10 @@ def train_and_store(
         "device": result.device,
         "trained_at": dt.datetime.now().isoformat(timespec="seconds"),
     }
+    if base is not None:
+        extra.update(base_model=base.name, base_model_version=base.version, base_entries=result.base_copied)
+    if config.model == "hist" and concepts is not None:
+        extra.update(concepts=concepts.source, n_concepts=concepts.n_concepts)
     info = save_artifact(artifact_root / "models" / name, result.model, config, extra)
     row = pl.DataFrame(
         {
@@ -110,6 +133,9 @@ def train_and_store(
             "samples_per_s": [float(result.samples_per_s)],
             "n_parameters": [int(result.n_parameters)],
             "config": [json.dumps(config.to_dict())],
+            # typed: a warehouse from before these columns gets them added by the write (Warehouse.replace)
+            "base_model": pl.Series([base.name if base else None], dtype=pl.Utf8),
+            "base_model_version": pl.Series([base.version if base else None], dtype=pl.Utf8),
         }
     )
     warehouse.replace("models", row, where={"model": name, "model_version": info.version})
@@ -123,4 +149,6 @@ def train_and_store(
         handler_version,
         samples["train"].n_samples,
         samples["valid"].n_samples,
+        base.name if base else None,
+        base.version if base else None,
     )
