@@ -212,8 +212,9 @@ def build_predictions_asset(name: str, profile: str, partitions: dg.PartitionsDe
             dg.AssetDep(feature_table, partition_mapping=lookback),
             *([CONCEPTS_ASSET] if base.model == "hist" else []),
         ],
-        description=f"Scores of `{name}`'s registered artifact for each day of the partition window, table "
-        "`predictions(model, model_version, instrument, date, score)`; `model_version` names the artifact.",
+        description=f"Scores of `{name}`'s registered artifact for each out-of-sample day of the partition window "
+        "(after its validation segment), table `predictions(model, model_version, instrument, date, score)`; "
+        "`model_version` names the artifact.",
     )
     def _predictions(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, compute: ComputeResource
@@ -235,6 +236,7 @@ def build_predictions_asset(name: str, profile: str, partitions: dg.PartitionsDe
                 "model_version": report.version,
                 "rows": report.rows,
                 "date_range": f"{start}..{end}",
+                "scored_from": str(report.first_day),
                 "seconds": round(report.seconds, 3),
                 "phase_seconds": {k: round(v, 3) for k, v in report.phases.items()},
             }

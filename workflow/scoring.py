@@ -32,6 +32,7 @@ class ScoreReport:
     seconds: float
     # seconds per phase: load (artifact), read (features from DuckDB), build (processors + samples), forward, write
     phases: dict[str, float] = field(default_factory=dict)
+    first_day: dt.date | None = None  # the first day scored: the window's start, or the day after valid ends
 
 
 def _member_rows(warehouse: Warehouse, feature_set: str, start: dt.date, end: dt.date) -> int:
@@ -60,6 +61,11 @@ def score_window(
     model's own (inference batches only change the float rounding of the GEMMs, not the scores). GATs, HIST and
     IGMTF score one day at a time; HIST needs ``concepts``; IGMTF rebuilds its memory from the samples of the
     train segment the artifact records (phase ``memory``).
+
+    Only out-of-sample days are scored: days up to the end of the model's validation segment are left out (the
+    evaluation never reads a version's scores of the days it was fitted or early-stopped on; it takes, per day,
+    the newest version trained before that day), so a run over the whole history costs only its test days.
+    ``ScoreReport.first_day`` is the first day this version scores.
     """
     t0 = time.perf_counter()
     phases: dict[str, float] = {}
@@ -68,14 +74,15 @@ def score_window(
     if config.model == "hist" and concepts is None:
         raise ValueError(f"model {name!r} (HIST) needs the stock-to-concept matrix: pass concepts=")
     fitted = FittedHandler.from_state(extra["handler_state"])
-    calendar = [d for d in trading_days(warehouse) if start <= d <= end]
+    first_day = max(start, entry["valid_end"] + dt.timedelta(days=1))
+    calendar = [d for d in trading_days(warehouse) if first_day <= d <= end]
     scores = pl.DataFrame(
         schema={"model": pl.Utf8, "model_version": pl.Utf8, "instrument": pl.Utf8, "date": pl.Date, "score": pl.Float64}
     )
     feature_set = get_handler_config(config.handler).feature_set
     phases["load"] = time.perf_counter() - t0
-    if calendar and _member_rows(warehouse, feature_set, start, end):
-        samples = build_model_samples(warehouse, config, fitted, {"test": (start, end)}, phases)["test"]
+    if calendar and _member_rows(warehouse, feature_set, first_day, end):
+        samples = build_model_samples(warehouse, config, fitted, {"test": (first_day, end)}, phases)["test"]
         if samples.n_samples:
             train_samples = None
             if config.model == "igmtf":
@@ -90,7 +97,7 @@ def score_window(
                 device=resolve_device(device),
                 batch_size=batch_size or config.batch_size,
                 log=log,
-                name=f"{predictions_asset(name)} {start}..{end}",
+                name=f"{predictions_asset(name)} {first_day}..{end}",
                 config=config,
                 concepts=concepts,
                 train_samples=train_samples,
@@ -110,4 +117,4 @@ def score_window(
         "predictions", scores, date_range=(start, end), where={"model": name, "model_version": entry["model_version"]}
     )
     phases["write"] = time.perf_counter() - t
-    return ScoreReport(name, entry["model_version"], rows, time.perf_counter() - t0, phases)
+    return ScoreReport(name, entry["model_version"], rows, time.perf_counter() - t0, phases, first_day)
