@@ -57,6 +57,17 @@ def test_every_model_is_trained_registered_scored_and_evaluated(full_run) -> Non
         "from predictions p left join models m using (model, model_version)"
     ).row(0, named=True)
     assert joined["n"] > 0 and joined["n"] == joined["matched"]
+    # Only out-of-sample days are scored: every version's first scored day comes after its validation segment,
+    # and the partition run's metadata says where scoring started.
+    first = wh.query(
+        "select p.model, min(p.date) as first, any_value(m.valid_end) as valid_end "
+        "from predictions p join models m using (model, model_version) group by p.model"
+    )
+    assert first.height == len(MODELS)
+    for row in first.iter_rows(named=True):
+        assert row["first"] > row["valid_end"], row
+        meta = _metadata(result, f"predictions_{row['model']}")
+        assert dt.date.fromisoformat(meta["scored_from"].value) > row["valid_end"]
     board = wh.query("select * from leaderboard")
     assert sorted(board["model"].to_list()) == sorted(MODELS)
     for col in ("ic", "icir", "rank_ic", "rank_icir", "ann_return_with_cost", "ir_with_cost", "mdd_with_cost"):
