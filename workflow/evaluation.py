@@ -108,14 +108,23 @@ def store_backtest(warehouse: Warehouse, model: str, result: BacktestResult) -> 
 
 
 def leaderboard(warehouse: Warehouse) -> pl.DataFrame:
-    """Every evaluated model side by side."""
+    """Every evaluated model side by side; ``notes`` says where HIST's concepts came from (a file, the synthetic
+    sectors, or derived from the train segment)."""
     needed = ("signal_metrics", "backtest_metrics", "models")
     if not all(warehouse.table_exists(t) for t in needed):
         return pl.DataFrame()
+    # A models table from before the graph models has no base columns until its next write adds them.
+    base = "base_model_version" if "base_model_version" in warehouse.columns("models") else "null"
+    concepts = (
+        "(select 'concepts: ' || any_value(source) from concept_source)"
+        if warehouse.table_exists("concept_source")
+        else "null"
+    )
     return warehouse.query(
-        """
+        f"""
         with latest as (
-            select model, model_version, device, wall_time_s, epochs_run, best_epoch
+            select model, model_version, device, wall_time_s, epochs_run, best_epoch,
+                {base} as base_model_version, config->>'$.model' as model_type
             from models qualify row_number() over (partition by model order by trained_at desc) = 1
         ), bt as (
             select model,
@@ -131,6 +140,7 @@ def leaderboard(warehouse: Warehouse) -> pl.DataFrame:
                bt.ann_return_no_cost, bt.ir_no_cost, bt.mdd_no_cost,
                bt.ann_return_with_cost, bt.ir_with_cost, bt.mdd_with_cost,
                l.wall_time_s as train_time_s, l.epochs_run, l.best_epoch, l.device, l.model_version,
+               l.base_model_version, case when l.model_type = 'hist' then {concepts} end as notes,
                s.start_date, s.end_date
         from signal_metrics s left join bt using (model) left join latest l using (model)
         order by s.ic desc

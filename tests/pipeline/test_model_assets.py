@@ -72,6 +72,14 @@ def test_every_model_is_trained_registered_scored_and_evaluated(full_run) -> Non
     assert sorted(board["model"].to_list()) == sorted(MODELS)
     for col in ("ic", "icir", "rank_ic", "rank_icir", "ann_return_with_cost", "ir_with_cost", "mdd_with_cost"):
         assert board[col].is_finite().all(), col
+    # The leaderboard names each graph model's base version and where HIST's concepts came from.
+    rows = {r["model"]: r for r in board.iter_rows(named=True)}
+    versions = {r["model"]: r["model_version"] for r in models.iter_rows(named=True)}
+    for graph, base in (("gats", "lstm"), ("hist", "lstm"), ("igmtf", "lstm"), ("gats_ts", "lstm_ts")):
+        assert rows[graph]["base_model_version"] == versions[base]
+    source = wh.query("select source from concept_source").item()
+    assert rows["hist"]["notes"] == f"concepts: {source}" and "sector" in source
+    assert rows["lstm"]["base_model_version"] is None and rows["lstm"]["notes"] is None
     metrics = wh.query("select distinct variant from backtest_metrics order by 1")["variant"].to_list()
     assert metrics == ["excess_return_with_cost", "excess_return_without_cost"]
     assert wh.query("select count(distinct model) from ic_daily").item() == len(MODELS)
