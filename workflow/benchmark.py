@@ -28,9 +28,10 @@ import torch
 from evaluation.backtest import BacktestConfig
 from evaluation.benchmark_table import IMPLEMENTATION, aggregate
 from evaluation.scores_file import load_scores, validate_scores
-from models.config import get_model_config
+from models.config import base_config_name, get_model_config
 from models.scoring import predict
 from models.training import resolve_device, train_model
+from processing.concepts import Concepts
 from processing.config import get_handler_config
 from warehouse.feature_store import trading_days
 from warehouse.store import Warehouse
@@ -112,16 +113,26 @@ def run_benchmark(
     benchmark: str | None,
     backtest: BacktestConfig | None = None,
     log: Callable[[str], Any] | None = None,
+    concepts: Concepts | None = None,
 ) -> list[dict[str, Any]]:
     """Train, score and evaluate every (model, seed) of ``plan``; each run is stored as soon as it ends, so an
-    interrupted benchmark keeps the runs it finished. Returns the run rows."""
+    interrupted benchmark keeps the runs it finished. Returns the run rows.
+
+    A graph model (GATs, HIST, IGMTF) starts from the same seed's run of its base configuration, which the plan
+    must hold before it (as the default order does: lstm first); HIST needs ``concepts``."""
     backtest = backtest or BacktestConfig()
     device = resolve_device(plan.device)
     if plan.threads:
         torch.set_num_threads(plan.threads)
     rows = []
+    for number, name in enumerate(plan.models):  # checked before anything trains
+        base_name = base_config_name(get_model_config(name))
+        if base_name is not None and base_name not in plan.models[:number]:
+            raise ValueError(f"benchmark {name}: it starts from a trained {base_name!r}; put {base_name} before it")
+    trained: dict[tuple[str, int], dict[str, torch.Tensor]] = {}  # (configuration, seed) -> weights
     for name in plan.models:
         base = plan.config(name, plan.seeds[0])
+        base_name = base_config_name(base)
         handler_version, _, fitted = load_handler(warehouse, base.handler)
         t0 = time.perf_counter()
         samples = build_model_samples(
@@ -135,9 +146,26 @@ def run_benchmark(
              f"test {test.n_samples:,} built in {prep_s:.1f} s")  # fmt: skip
         for seed in plan.seeds:
             config = plan.config(name, seed)
-            result = train_model(config, samples["train"], samples["valid"], device=device, log=log)
+            result = train_model(
+                config,
+                samples["train"],
+                samples["valid"],
+                device=device,
+                log=log,
+                base_state=trained.get((base_name, seed)) if base_name else None,
+                concepts=concepts,
+            )
+            trained[(name, seed)] = result.model.state_dict()
             t1 = time.perf_counter()
-            values = predict(result.model, test, device=device, batch_size=config.batch_size)
+            values = predict(
+                result.model,
+                test,
+                device=device,
+                batch_size=config.batch_size,
+                config=config,
+                concepts=concepts,
+                train_samples=samples["train"],
+            )
             predict_s = time.perf_counter() - t1
             scores = pl.DataFrame(
                 {

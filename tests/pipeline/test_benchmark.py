@@ -17,7 +17,7 @@ from pipeline.resources import SegmentsResource
 from tests.helpers import embedded_png, materialize_selection, range_tags, settings_for
 from warehouse.feature_store import trading_days
 from warehouse.store import Warehouse
-from workflow.benchmark import BenchmarkPlan, evaluate_reference
+from workflow.benchmark import BenchmarkPlan, evaluate_reference, run_benchmark
 
 
 def run_benchmark_asset(settings, **config):
@@ -139,8 +139,10 @@ def test_bad_reference_and_plan_inputs_are_named(bench, tmp_path: Path) -> None:
     (tmp_path / "runs.jsonl").write_text('{"model": "gru", "scores": "missing.parquet"}\n')
     with pytest.raises(ValueError, match=re.escape(f"line 1: score file {tmp_path / 'missing.parquet'} is missing")):
         evaluate_reference(wh, tmp_path, seg, None)
-    with pytest.raises(ValueError, match="unknown model config 'transformer'"):
-        BenchmarkPlan(models=("transformer",), seeds=(0,))
+    with pytest.raises(ValueError, match="unknown model config 'informer'"):
+        BenchmarkPlan(models=("informer",), seeds=(0,))
+    with pytest.raises(ValueError, match="benchmark gats: it starts from a trained 'lstm'; put lstm before it"):
+        run_benchmark(wh, BenchmarkPlan(models=("gru", "gats"), seeds=(0,), max_epochs=1), seg, None)
     with pytest.raises(ValueError, match="seeds must be distinct"):
         BenchmarkPlan(models=("gru",), seeds=(0, 0))
 

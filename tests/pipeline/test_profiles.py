@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from models.config import get_model_config
+from models.config import base_config_name, get_model_config, model_config_names
 from models.training import train_model
 from pipeline.profiles import PROFILES, profile_overrides
 from pipeline.settings import Settings, choose_profile
-from tests.models.synthetic import flat_set
+from processing.concepts import Concepts
+from tests.models.synthetic import flat_set, sequence_set
 
 QLIB = "qlib:/data/qlib_cn"
 
@@ -69,3 +71,58 @@ def test_cpu_budget_caps_training_and_logs_epoch_progress() -> None:
     again = train_model(cfg, train, valid, device="cpu")
     assert [h["train_loss"] for h in again.history] == [h["train_loss"] for h in result.history]
     assert trained == result.epochs_run * cap * small_batch
+
+
+NETWORK_FIELDS = ("hidden_size", "num_layers", "d_model", "nhead", "dim_feedforward", "n_chans", "kernel_size")
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_every_model_has_a_valid_config_in_every_profile(profile: str) -> None:
+    for name in model_config_names():
+        config = get_model_config(name, **profile_overrides(profile, name))  # validates
+        base = base_config_name(config)
+        if base:  # the graph models' base weights must fit
+            base_config = get_model_config(base, **profile_overrides(profile, base))
+            assert (config.hidden_size, config.num_layers) == (base_config.hidden_size, base_config.num_layers)
+            assert (config.d_feat, config.step_len, config.handler) == (
+                base_config.d_feat,
+                base_config.step_len,
+                base_config.handler,
+            )
+
+
+def test_cpu_profile_keeps_every_network_and_bounds_every_epoch() -> None:
+    for name in model_config_names():
+        cfg = get_model_config(name, **profile_overrides("cpu", name))
+        bench = get_model_config(name)
+        assert [getattr(cfg, f) for f in NETWORK_FIELDS] == [getattr(bench, f) for f in NETWORK_FIELDS], name
+        assert (cfg.lr, cfg.batch_size, cfg.weight_decay, cfg.batching) == (
+            bench.lr,
+            bench.batch_size,
+            bench.weight_decay,
+            bench.batching,
+        )
+        assert cfg.max_batches_per_epoch > 0 and cfg.n_epochs <= 2, name
+        if not cfg.daily:  # about the RNNs' 200 x 800 samples per epoch
+            assert 100_000 <= cfg.max_batches_per_epoch * cfg.batch_size <= 200_000, name
+
+
+def test_quick_profile_shrinks_the_costly_networks() -> None:
+    transformer = get_model_config("transformer", **profile_overrides("quick", "transformer"))
+    assert (transformer.d_model, transformer.dim_feedforward, transformer.num_layers) == (16, 64, 1)
+    assert get_model_config("transformer").dim_feedforward == 2048
+    tcn = get_model_config("tcn_ts", **profile_overrides("quick", "tcn_ts"))
+    assert (tcn.n_chans, tcn.num_layers) == (16, 2)
+    assert get_model_config("hist", **profile_overrides("quick", "hist")).max_batches_per_epoch == 100
+    assert profile_overrides("quick", "gru_mine") == PROFILES["quick"]  # a name outside MODEL_CONFIGS
+
+
+@pytest.mark.parametrize("name", model_config_names())
+def test_smoke_profile_trains_every_model(name: str) -> None:
+    shape = {"d_feat": 4, "step_len": 6} if name.endswith("_ts") else {"d_feat": 3, "step_len": 8}
+    config = get_model_config(name, **{**profile_overrides("smoke", name), **shape, "batch_size": 200})
+    make = sequence_set if name.endswith("_ts") else flat_set
+    train, valid = make(n_days=10, seed=1), make(n_days=5, seed=2)
+    concepts = Concepts(np.unique(train.instruments), np.ones((40, 1), np.float32), ("all",), "one concept")
+    result = train_model(config, train, valid, device="cpu", concepts=concepts)
+    assert result.epochs_run == 1 and np.isfinite(result.history[0]["valid_loss"])
