@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 
+import duckdb
 import polars as pl
 
 from features.catalog import CatalogView
@@ -25,6 +26,15 @@ def ensure_no_primary_key(warehouse: Warehouse, table: str) -> None:
     if (str(warehouse.path), table) not in _CHECKED_NO_KEY:
         warehouse.drop_primary_key(table)
         _CHECKED_NO_KEY.add((str(warehouse.path), table))
+
+
+def has_primary_key(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ``table`` declares a primary key, on a connection the caller holds (a writer checks on its read
+    connection and rebuilds with ``ensure_no_primary_key`` only when there is one to drop)."""
+    found = con.execute(
+        "select count(*) from duckdb_constraints() where table_name = ? and constraint_type = 'PRIMARY KEY'", [table]
+    ).fetchone()
+    return bool(found and found[0])
 
 
 def trading_days(warehouse: Warehouse) -> list[dt.date]:
