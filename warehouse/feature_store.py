@@ -33,8 +33,8 @@ def has_primary_key(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     connection and rebuilds with ``ensure_no_primary_key`` only when there is one to drop)."""
     found = con.execute(
         "select count(*) from duckdb_constraints() where table_name = ? and constraint_type = 'PRIMARY KEY'", [table]
-    ).fetchone()
-    return bool(found and found[0])
+    ).fetchall()
+    return bool(found[0][0])
 
 
 def trading_days(warehouse: Warehouse) -> list[dt.date]:
