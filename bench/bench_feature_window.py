@@ -7,8 +7,9 @@
 Runs on a warehouse that already holds the bars (use a copy: the windows are rewritten). Prints, in one
 process: interpreter start (a bare ``python -c pass``), importing the CLI, loading the definitions, opening the
 source (calendar), then per feature set the phases of ``build_feature_window`` (read bars, compute, write, the
-checks' statistics, as the asset runs it). With ``--cli`` it also times the whole ``python -m pipeline materialize`` command in a subprocess
-with a fresh DAGSTER_HOME, so the rest (run setup, Dagster's events) is the difference.
+checks' statistics, as the asset runs it). With ``--cli`` it also times the whole ``python -m pipeline
+materialize`` command in a subprocess with a fresh DAGSTER_HOME, so the rest (run setup, Dagster's events) is
+the difference.
 """
 
 from __future__ import annotations
