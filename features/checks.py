@@ -143,15 +143,16 @@ def inspect_window(
         mask_of.update({c: f"_m{i}" for c in cols})
     # The masks beside the feature columns: same rows in the same order (the joins keep the left order).
     rows = frame.select(spec.column_names).hstack(keyed.select(pl.col("_in"), *masks))
-    aggs = []
+    # ``mask & x.is_not_nan()`` is null where x is null and sums as false: it counts the rows with a value.
+    # Eligible rows are counted once per mask, not per column.
+    w = pl.col("_in")
+    aggs = [pl.col(f"_m{i}").sum().alias(f"_m{i}\0eligible") for i in range(len(masks))]
     for col in spec.column_names:
-        x, m, w = pl.col(col), pl.col(mask_of[col]), pl.col("_in")
-        has_value = x.is_not_null() & ~x.is_nan()
+        x, m = pl.col(col), pl.col(mask_of[col])
         aggs += [
-            (w & ~has_value).sum().alias(f"{col}\0nulls"),
+            (w & x.is_not_nan()).sum().alias(f"{col}\0present"),
             (w & x.is_infinite()).sum().alias(f"{col}\0infs"),
-            m.sum().alias(f"{col}\0eligible"),
-            (m & has_value).sum().alias(f"{col}\0values"),
+            (m & x.is_not_nan()).sum().alias(f"{col}\0values"),
         ]
     stats = rows.select(aggs).row(0, named=True)
     for col in spec.column_names:
@@ -160,9 +161,9 @@ def inspect_window(
             ColumnStats(
                 col,
                 n_rows,
-                int(stats[f"{col}\0nulls"]),
+                n_rows - int(stats[f"{col}\0present"]),
                 int(stats[f"{col}\0infs"]),
-                int(stats[f"{col}\0eligible"]),
+                int(stats[f"{mask_of[col]}\0eligible"]),
                 int(stats[f"{col}\0values"]),
                 absent,
             )
