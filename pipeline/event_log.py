@@ -121,30 +121,29 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 yield conn
 
     def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
-        """Dagster's rows (one per planned partition), with the event serialized once for all of them: Dagster
-        serializes it again for every partition of a range run (522 times for two years of weekdays)."""
+        """Dagster's rows (one per planned partition), with the event serialized once for all of them and one
+        executemany: Dagster serializes it again for every partition of a range run (522 times for two years of
+        weekdays) into one statement with a parameter list per partition."""
         planned = cast("AssetCheckEvaluationPlanned", check.not_none(event.dagster_event).event_specific_data)
         partition_keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
         serialized = serialize_value(event)
         timestamp = self._event_insert_timestamp(event)
-        with self.index_connection() as conn:
-            conn.execute(
-                AssetCheckExecutionsTable.insert().values(
-                    [
-                        dict(
-                            asset_key=planned.asset_key.to_string(),
-                            check_name=planned.check_name,
-                            partition=partition_key,
-                            run_id=event.run_id,
-                            execution_status=AssetCheckExecutionRecordStatus.PLANNED.value,
-                            evaluation_event=serialized,
-                            evaluation_event_timestamp=timestamp,
-                            evaluation_event_storage_id=event_id,
-                        )
-                        for partition_key in partition_keys
-                    ]
-                )
+        rows = [
+            dict(
+                asset_key=planned.asset_key.to_string(),
+                check_name=planned.check_name,
+                partition=partition_key,
+                run_id=event.run_id,
+                execution_status=AssetCheckExecutionRecordStatus.PLANNED.value,
+                evaluation_event=serialized,
+                evaluation_event_timestamp=timestamp,
+                evaluation_event_storage_id=event_id,
             )
+            for partition_key in partition_keys
+        ]
+        # executemany: one compiled statement, not one multi-row VALUES of 8 parameters per partition.
+        with self.index_connection() as conn:
+            conn.execute(AssetCheckExecutionsTable.insert(), rows)
 
     @classmethod
     def config_type(cls) -> dict[str, Field]:
