@@ -6,9 +6,10 @@
 
 Runs on a warehouse that already holds the bars (use a copy: the windows are rewritten). Prints, in one
 process: interpreter start (a bare ``python -c pass``), importing the CLI, loading the definitions, opening the
-source (calendar), then per feature set the three phases of ``build_feature_window`` (read bars, compute,
-write). With ``--cli`` it also times the whole ``python -m pipeline materialize`` command in a subprocess
-with a fresh DAGSTER_HOME, so the rest (run setup, Dagster's events) is the difference.
+source (calendar), then per feature set the phases of ``build_feature_window`` (read bars, compute, write, the
+checks' statistics, as the asset runs it). With ``--cli`` it also times the whole ``python -m pipeline
+materialize`` command in a subprocess with a fresh DAGSTER_HOME, so the rest (run setup, Dagster's events) is
+the difference.
 """
 
 from __future__ import annotations
@@ -63,10 +64,11 @@ def main() -> None:
 
     warehouse = Warehouse(settings.warehouse)
     for name in sets:
-        report = build_feature_window(warehouse, name, args.start, args.end)
+        report = build_feature_window(warehouse, name, args.start, args.end, inspect=True)
         rows.append((f"{report.table}: read bars ({report.bars_read} bars)", report.read_s))
         rows.append((f"{report.table}: compute ({report.rows} rows)", report.compute_s))
         rows.append((f"{report.table}: write", report.write_s))
+        rows.append((f"{report.table}: check statistics", report.inspect_s))
         rows.append((f"{report.table}: total", report.seconds))
 
     if args.cli:

@@ -15,6 +15,7 @@ and warns (without failing the run) when a column's null fraction among its elig
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -91,11 +92,24 @@ def present_fields(bars: pl.DataFrame, wanted: Sequence[str]) -> set[str]:
     return {f for f in wanted if f in bars.columns and bars[f].null_count() < bars.height}
 
 
-def inspect_window(spec: FeatureSetSpec, frame: pl.DataFrame, bars: pl.DataFrame, calendar: Sequence) -> WindowQuality:
-    """Per-column statistics of ``frame`` (the window's computed rows) against the ``bars`` it was computed
-    from (all bars read, history included) on ``calendar`` (the trading days those bars span)."""
-    quality = WindowQuality(spec.name, frame.height)
-    if frame.height == 0:
+def inspect_window(
+    spec: FeatureSetSpec,
+    frame: pl.DataFrame,
+    bars: pl.DataFrame,
+    calendar: Sequence,
+    start: dt.date | None = None,
+) -> WindowQuality:
+    """Per-column statistics of ``frame``'s rows dated from ``start`` on (all rows without it: the window's
+    computed rows) against the ``bars`` it was computed from (all bars read, history included) on ``calendar``
+    (the trading days those bars span).
+
+    The joins run on the frame's keys alone and the window is a row mask, so the feature columns are read where
+    they lie, never copied (a filtered or joined copy of a 360-column window cost more than the statistics)."""
+    in_window = pl.lit(True) if start is None else pl.col("date") >= start
+    keys = frame.select("instrument", "date", in_window.alias("_in"))
+    n_rows = int(keys["_in"].sum()) if keys.height else 0
+    quality = WindowQuality(spec.name, n_rows)
+    if n_rows == 0:
         return quality
     present = present_fields(bars, spec.fields)
     cal = pl.DataFrame({"date": list(calendar)}, schema={"date": pl.Date}).with_row_index("idx")
@@ -104,10 +118,10 @@ def inspect_window(spec: FeatureSetSpec, frame: pl.DataFrame, bars: pl.DataFrame
     have = bars.select(
         "instrument", "date", *(pl.col(f).is_not_null().alias(f"_has_{f}") for f in sorted(present))
     ).with_columns(pl.lit(True).alias("_bar"))
-    rows = (
-        frame.join(cal, on="date", how="left")
-        .join(bounds, on="instrument", how="left")
-        .join(have, on=["instrument", "date"], how="left")
+    keyed = (
+        keys.join(cal, on="date", how="left", maintain_order="left")
+        .join(bounds, on="instrument", how="left", maintain_order="left")
+        .join(have, on=["instrument", "date"], how="left", maintain_order="left")
         .with_columns(
             (pl.col("idx").cast(pl.Int64) - pl.col("_first").cast(pl.Int64)).alias("_since"),
             (pl.col("_last").cast(pl.Int64) - pl.col("idx").cast(pl.Int64)).alias("_until"),
@@ -121,21 +135,24 @@ def inspect_window(spec: FeatureSetSpec, frame: pl.DataFrame, bars: pl.DataFrame
     masks, mask_of = [], {}
     for i, (key, cols) in enumerate(groups.items()):
         lookback, horizon, fields = key
-        cond = (pl.col("_since") >= lookback) & (pl.col("_until") >= horizon) & pl.col("_bar").fill_null(False)
+        cond = pl.col("_in") & (pl.col("_since") >= lookback) & (pl.col("_until") >= horizon)
+        cond = cond & pl.col("_bar").fill_null(False)
         for f in sorted(fields):
             cond = cond & pl.col(f"_has_{f}").fill_null(False)
         masks.append(cond.alias(f"_m{i}"))
         mask_of.update({c: f"_m{i}" for c in cols})
-    rows = rows.with_columns(masks)
-    aggs = []
+    # The masks beside the feature columns: same rows in the same order (the joins keep the left order).
+    rows = frame.select(spec.column_names).hstack(keyed.select(pl.col("_in"), *masks))
+    # ``mask & x.is_not_nan()`` is null where x is null and sums as false: it counts the rows with a value.
+    # Eligible rows are counted once per mask, not per column.
+    w = pl.col("_in")
+    aggs = [pl.col(f"_m{i}").sum().alias(f"_m{i}\0eligible") for i in range(len(masks))]
     for col in spec.column_names:
         x, m = pl.col(col), pl.col(mask_of[col])
-        has_value = x.is_not_null() & ~x.is_nan()
         aggs += [
-            (~has_value).sum().alias(f"{col}\0nulls"),
-            x.is_infinite().sum().alias(f"{col}\0infs"),
-            m.sum().alias(f"{col}\0eligible"),
-            (m & has_value).sum().alias(f"{col}\0values"),
+            (w & x.is_not_nan()).sum().alias(f"{col}\0present"),
+            (w & x.is_infinite()).sum().alias(f"{col}\0infs"),
+            (m & x.is_not_nan()).sum().alias(f"{col}\0values"),
         ]
     stats = rows.select(aggs).row(0, named=True)
     for col in spec.column_names:
@@ -143,10 +160,10 @@ def inspect_window(spec: FeatureSetSpec, frame: pl.DataFrame, bars: pl.DataFrame
         quality.columns.append(
             ColumnStats(
                 col,
-                frame.height,
-                int(stats[f"{col}\0nulls"]),
+                n_rows,
+                n_rows - int(stats[f"{col}\0present"]),
                 int(stats[f"{col}\0infs"]),
-                int(stats[f"{col}\0eligible"]),
+                int(stats[f"{mask_of[col]}\0eligible"]),
                 int(stats[f"{col}\0values"]),
                 absent,
             )

@@ -82,14 +82,23 @@ class Fillna(Processor):
         return {"fields_group": self.fields_group, "fill_value": self.fill_value}
 
     def transform(self, panel: Panel, *, inplace: bool = False) -> Panel:
+        fill = np.float32(self.fill_value)
         for g in groups_of(self.fields_group):
             block = panel.block(g)
+            if inplace and block.flags.writeable:
+                # One pass: each chunk's NaN mask is both the test and the fill (no copy to avoid here).
+                for lo in range(0, len(block), ROW_CHUNK):
+                    part = block[lo : lo + ROW_CHUNK]
+                    nan = np.isnan(part)
+                    if nan.any():
+                        np.copyto(part, fill, where=nan)
+                continue
             if not rows_where(block, np.isnan).any():
                 continue
             block = writable(block, inplace)
             for lo in range(0, len(block), ROW_CHUNK):
                 part = block[lo : lo + ROW_CHUNK]
-                np.copyto(part, np.float32(self.fill_value), where=np.isnan(part))
+                np.copyto(part, fill, where=np.isnan(part))
             panel = panel.with_block(g, block)
         return panel
 

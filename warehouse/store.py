@@ -166,11 +166,20 @@ class Warehouse:
                     )
                     if gap_rows:
                         match = " and ".join(f't."{k}" = g."{k}"' for k in key or ())
-                        con.execute(
-                            f'insert into "{table}" by name select g.* from _incoming g where g."{date_column}" < ? '
-                            f'and not exists (select 1 from "{table}" t where {match} and t."{date_column}" < ?)',
-                            [missing_before, missing_before],
-                        )
+                        missing = f'not exists (select 1 from "{table}" t where {match} and t."{date_column}" < ?)'
+                        # Usually every gap row is there already: find that out on the keys alone, and scan the
+                        # wide frame a second time only when some are missing.
+                        con.register("_gap_keys", frame.select(list(key or ())).filter(in_gap).to_arrow())
+                        found = con.execute(
+                            f"select count(*) from _gap_keys g where {missing}", [missing_before]
+                        ).fetchall()[0][0]
+                        con.unregister("_gap_keys")
+                        if found:
+                            con.execute(
+                                f'insert into "{table}" by name select g.* from _incoming g '
+                                f'where g."{date_column}" < ? and {missing}',
+                                [missing_before, missing_before],
+                            )
                     con.unregister("_incoming")
                 elif frame.height:
                     con.register("_incoming", frame.to_arrow())

@@ -32,10 +32,12 @@ def read_panel(
     columns: list[str] | None = None,
     what: str = "the requested window",
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Features of ``feature_set`` and the labels over [start, end]; an empty feature window is an error that
-    says which window (``what``) and what to materialize."""
-    features = read_feature_frame(warehouse, feature_set, start, end, columns)
-    labels = read_feature_frame(warehouse, catalog.label_set().name, start, end)
+    """Features of ``feature_set`` and the labels over [start, end], for the handlers: the rows of the universe's
+    members only (the handlers keep no other row: ``processing.panel.panel_from_frames`` filters by the same
+    membership) in no particular order (the panel sorts its rows by date and instrument itself). An empty
+    feature window is an error that says which window (``what``) and what to materialize."""
+    features = read_feature_frame(warehouse, feature_set, start, end, columns, members_only=True, ordered=False)
+    labels = read_feature_frame(warehouse, catalog.label_set().name, start, end, members_only=True, ordered=False)
     if features.height == 0:
         raise ValueError(
             f"{what} {start}..{end} has no {feature_set} features in the warehouse; check the segments or "

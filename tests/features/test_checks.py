@@ -87,3 +87,15 @@ def test_empty_window() -> None:
     bars = _bars(10, vwap=True)
     quality = checks.inspect_window(SPEC, _frame(bars).head(0), bars, CAL)
     assert quality.rows == 0 and quality.columns == []
+
+
+def test_start_counts_the_rows_from_start_as_a_filtered_frame_would() -> None:
+    bars = _bars(10, vwap=True)
+    frame = _frame(bars, RATIO=[math.inf] * 3 + [1.0] * 7, VW=[None] * 6 + [1.0] * 4)
+    start = frame["date"][4]
+    masked = checks.inspect_window(SPEC, frame, bars, CAL, start=start)
+    filtered = checks.inspect_window(SPEC, frame.filter(pl.col("date") >= start), bars, CAL)
+    assert masked.rows == filtered.rows == 6
+    assert masked.columns == filtered.columns
+    assert {c.column: c.infs for c in masked.columns}["RATIO"] == 0  # the infs lie before start
+    assert {c.column: c.nulls for c in masked.columns}["VW"] == 2

@@ -136,3 +136,44 @@ def test_upgrade_leaves_chosen_storage_and_bad_yaml_alone(tmp_path: Path) -> Non
     assert upgraded_yaml("event_log_storage:\n  module: x\n  class: Y\n", tmp_path) is None
     assert upgraded_yaml("telemetry: [unclosed\n", tmp_path) is None
     assert upgraded_yaml("", tmp_path) == "\n" + event_log_yaml(tmp_path)
+
+
+@dg.asset(
+    partitions_def=PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[dg.AssetCheckSpec("sane", asset="checked")],
+)
+def checked(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    return dg.MaterializeResult(check_results=[dg.AssetCheckResult(check_name="sane", passed=True)])
+
+
+def _check_rows(home: Path) -> list[tuple]:
+    with sqlite3.connect(home / "history" / "runs" / "index.db") as con:
+        rows = con.execute(
+            "select asset_key, check_name, partition, execution_status, evaluation_event from asset_check_executions "
+            "order by partition, execution_status"
+        ).fetchall()
+    # The event text names its run; the rest of each row must be Dagster's.
+    return [(*r[:4], dg.deserialize_value(r[4]).dagster_event_type) for r in rows]
+
+
+def test_range_run_check_rows_and_connections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
+    ours = ensure_dagster_home_at(tmp_path / "ours", monkeypatch)
+    theirs = _instance(tmp_path / "theirs", OLD_YAML, monkeypatch)
+    tags = {"dagster/asset_partition_range_start": "2024-01-10", "dagster/asset_partition_range_end": "2024-01-19"}
+    for instance in (ours, theirs):
+        assert dg.materialize([checked], instance=instance, tags=tags).success
+    rows = _check_rows(tmp_path / "ours")
+    assert len(rows) == 11  # a planned row per partition, then the evaluation
+    assert rows == _check_rows(tmp_path / "theirs")
+
+    storage = ours.event_log_storage
+    assert isinstance(storage, BatchedSqliteEventLogStorage)
+    with storage.index_connection() as conn:
+        # WAL files commit without an fsync; the engine is kept for the next event.
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    with storage.index_connection():
+        pass
+    assert len(storage._engines) <= 8 and "index" in storage._engines

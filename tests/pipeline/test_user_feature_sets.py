@@ -99,8 +99,15 @@ def test_handler_and_model_on_a_user_set(built, monkeypatch: pytest.MonkeyPatch,
     materialize_selection(built[0], "key:labels", tags=range_tags("2020-01-02", "2020-12-31"))
     segments = default_segments(trading_days(wh))
     fit = fit_and_store_handler(wh, "mine_h", segments)
-    in_window = wh.query("select count(*) from features_mine where date between ? and ?", list(segments.fit)).item()
-    assert fit.rows == in_window > 0  # the fit window's rows of the user's table
+    in_window = wh.query(
+        "select count(*) from features_mine f where date between ? and ? and exists (select 1 from instruments m "
+        "where m.instrument = f.instrument and f.date between m.start_date and m.end_date)",
+        list(segments.fit),
+    ).item()
+    # The fit window's rows of the user's table that the processors are fitted on: the universe members'.
+    assert fit.rows == in_window > 0
+    every_row = wh.query("select count(*) from features_mine where date between ? and ?", list(segments.fit)).item()
+    assert in_window < every_row  # the benchmark instrument (and non-members) have rows too
     stored = wh.query("select feature_set from handlers where handler = 'mine_h'").item()
     assert stored == "mine"
     config = ModelConfig(
