@@ -77,6 +77,11 @@ class Panel:
             n = days * N_INST
             self.rows = rng.standard_normal((n, 360), dtype=np.float32)
             self.labels = rng.standard_normal(n, dtype=np.float32)
+            # Qlib's IGMTF packs its per-day memory with np.asarray(dtype=object), which breaks the tensors apart
+            # when every day has as many stocks: its first day here has one stock less
+            self.keep = np.ones(n, dtype=bool)
+            if config.model == "igmtf":
+                self.keep[N_INST - 1] = False
         else:  # instrument-major rows over history + days, windows of the last `days` days
             total = days + config.step_len - 1
             self.rows = rng.standard_normal((N_INST * total, config.d_feat), dtype=np.float32)
@@ -88,7 +93,8 @@ class Panel:
         if c.layout == "flat":
             n = len(self.rows)
             dates, names = np.repeat(self.dates[: self.days], N_INST), np.tile(self.names, self.days)
-            return SampleSet(self.rows, np.arange(n)[:, None], self.labels, dates, names, "flat", c.d_feat)
+            flat = SampleSet(self.rows, np.arange(n)[:, None], self.labels, dates, names, "flat", c.d_feat)
+            return flat.subset(self.keep)
         inst = np.repeat(np.arange(N_INST), self.days)
         day = np.tile(np.arange(c.step_len - 1, self.total), N_INST)
         windows = (inst * self.total + day)[:, None] + np.arange(-c.step_len + 1, 1)[None, :]
@@ -102,7 +108,8 @@ class Panel:
             [np.repeat(pd.DatetimeIndex(self.dates[: self.days]), N_INST), np.tile(self.names, self.days)],
             names=["datetime", "instrument"],
         )
-        return pd.DataFrame(self.rows, index=index), pd.DataFrame(self.labels, index=index, columns=["LABEL0"])
+        x = pd.DataFrame(self.rows, index=index)[self.keep]
+        return x, pd.DataFrame(self.labels, index=index, columns=["LABEL0"])[self.keep]
 
     def sampler(self):
         import pandas as pd
