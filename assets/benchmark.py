@@ -10,7 +10,7 @@ import polars as pl
 import pydantic
 
 from assets.models import handler_upstream
-from models.config import model_config_names
+from models.config import get_model_config, model_config_names
 from pipeline.code_versions import code_version
 from pipeline.metadata import benchmark_bars_markdown, frame_markdown
 from pipeline.resources import ComputeResource, MarketSourceResource, SegmentsResource, WarehouseResource
@@ -76,7 +76,12 @@ def benchmark_results(
         threads=config.threads,
     )
     if not config.skip_training:
-        run_benchmark(wh, plan, seg, benchmark, log=context.log.info)
+        concepts = None
+        if any(get_model_config(m).model == "hist" for m in plan.models):
+            from workflow.concepts import load_concepts
+
+            concepts = load_concepts(wh)
+        run_benchmark(wh, plan, seg, benchmark, log=context.log.info, concepts=concepts)
     if config.qlib_reference:
         evaluate_reference(wh, config.qlib_reference, seg, benchmark, log=context.log.info)
     results = read_results(wh)

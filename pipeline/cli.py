@@ -194,6 +194,12 @@ def benchmark(args: argparse.Namespace, settings: Settings | None = None) -> int
         ]  # fmt: skip
         if max_epochs:
             cmd += ["--max-epochs", str(max_epochs)]
+        if "hist" in args.qlib_models.split(","):
+            # Qlib's HIST reads the same concepts as ours: the warehouse's table, as instrument / concept rows.
+            Path(reference).mkdir(parents=True, exist_ok=True)
+            concepts_csv = Path(reference) / "concepts.csv"
+            wh.query("select instrument, concept from concepts order by 1, 2").write_csv(concepts_csv)
+            cmd += ["--concepts", str(concepts_csv)]
         print("running Qlib's reference:", " ".join(cmd), flush=True)
         if subprocess.run(cmd).returncode != 0:
             print("Qlib's reference run failed", file=sys.stderr)

@@ -2,7 +2,8 @@
 synthetic market) trains smaller networks (hidden 32, one layer) for 3 epochs so that `make run` trains all
 sixteen models in minutes on two CPU cores;
 ``cpu`` (the default on real data without CUDA) keeps Qlib's networks and hyperparameters with a bounded
-budget, so that the whole graph on CSI300 ends on two CPU cores;
+budget (narrower feed-forward / channels for the Transformer, Localformer and TCN), so that the whole graph on
+CSI300 ends within the hour on two CPU cores;
 ``smoke`` trains one epoch of a tiny network, for tests of the wiring.
 Every value stays editable in the Dagster launchpad.
 
@@ -51,6 +52,13 @@ _QUICK_HIST = {"max_batches_per_epoch": 100}
 # cpu: about the samples of the RNNs' 200 batches of 800 per epoch, in each model's own batch size; days for the
 # graph models (CSI300: about 300 stocks a day).
 _CPU_GRAPH = {"max_batches_per_epoch": 200}
+# cpu, the three costliest networks: with Qlib's widths, one Alpha360 Transformer / Localformer / TCN costs
+# 60-70 MFLOP per sample (the Transformer's 2048-wide feed-forward, TCN's 128 channels), about 200-400 training
+# samples/s on two cores (bench/bench_models.py): scoring the CSI300 test segment alone would take 7 minutes
+# each. The cpu profile narrows those layers (feed-forward 256, 32 channels) and trains fewer samples, so the
+# whole graph ends within the hour; the benchmark profile (a GPU) keeps Qlib's widths.
+_CPU_TRANSFORMER = {"dim_feedforward": 256, "max_batches_per_epoch": 20}  # 2 x 20 x 2048 samples
+_CPU_TCN = {"n_chans": 32, "max_batches_per_epoch": 80}  # 2 x 80 x 2000 samples
 _SMOKE_TRANSFORMER = {"d_model": 8, "dim_feedforward": 16}
 
 MODEL_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
@@ -64,9 +72,9 @@ MODEL_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "igmtf": _QUICK_HIST,
     },
     "cpu": {
-        "transformer": {"max_batches_per_epoch": 80},
-        "localformer": {"max_batches_per_epoch": 80},
-        "tcn": {"max_batches_per_epoch": 80},
+        "transformer": _CPU_TRANSFORMER,
+        "localformer": _CPU_TRANSFORMER,
+        "tcn": _CPU_TCN,
         "gats": _CPU_GRAPH,
         "hist": _CPU_GRAPH,
         "igmtf": _CPU_GRAPH,
@@ -77,8 +85,12 @@ MODEL_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "tcn": {"n_chans": 8, "num_layers": 2},
     },
 }
-# The _ts Transformer / Localformer batches are 8192 samples: a quarter of the batches keeps the cpu budget.
-_CPU_BY_NAME = {"transformer_ts": {"max_batches_per_epoch": 20}, "localformer_ts": {"max_batches_per_epoch": 20}}
+# The _ts Transformer / Localformer batches are 8192 samples (a quarter of the batches keeps the samples); TCN's
+# Alpha158 network has 32 channels already.
+_CPU_BY_NAME = {
+    "transformer_ts": {**_CPU_TRANSFORMER, "max_batches_per_epoch": 5},
+    "localformer_ts": {**_CPU_TRANSFORMER, "max_batches_per_epoch": 5},
+}
 
 
 def profile_overrides(profile: str, model: str) -> dict[str, Any]:
