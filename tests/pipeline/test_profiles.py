@@ -93,7 +93,11 @@ def test_every_model_has_a_valid_config_in_every_profile(profile: str) -> None:
 
 # The cpu profile narrows only the widest layers of the three costliest networks (60-70 MFLOP per Alpha360 sample
 # with Qlib's widths); everything else of every network is Qlib's.
-CPU_NARROWED = {"transformer": {"dim_feedforward": 256}, "localformer": {"dim_feedforward": 256}, "tcn": {"n_chans": 32}}
+CPU_NARROWED = {
+    "transformer": {"dim_feedforward": 256},
+    "localformer": {"dim_feedforward": 256},
+    "tcn": {"n_chans": 32},
+}
 
 
 def test_cpu_profile_keeps_every_network_and_bounds_every_epoch() -> None:
