@@ -131,6 +131,7 @@ def choose_profile(requested: str, source: str, device: str, cuda: bool | None =
     if on_cuda:
         return "benchmark", "training profile benchmark (real data, CUDA): Qlib's full budget, up to 200 epochs"
     return "cpu", (
-        "training profile cpu (real data, no CUDA): Qlib's networks, 2 epochs of at most 200 batches each; "
+        "training profile cpu (real data, no CUDA): Qlib's networks (the Transformer's feed-forward and TCN's "
+        "channels narrowed), 2 epochs of about 200 batches of 800 samples each; "
         f"with a GPU (or PIPELINE_PROFILE=benchmark) the {BENCHMARK_NOTE}"
     )
