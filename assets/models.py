@@ -14,6 +14,7 @@ from models.config import (
     get_model_config,
     model_config_names,
     model_handlers,
+    network_summary,
     relevant_fields,
 )
 from pipeline.code_versions import code_version
@@ -148,7 +149,7 @@ def build_model_asset(name: str, profile: str) -> dg.AssetsDefinition:
         context.log.info(
             f"{name}: profile {profile} (Launchpad values over it), up to {cfg.n_epochs} epochs"
             + (f" of at most {cfg.max_batches_per_epoch} batches" if cfg.max_batches_per_epoch else "")
-            + f", hidden {cfg.hidden_size} x {cfg.num_layers} layers, device {compute.device}"
+            + f"; network {network_summary(cfg)}; device {compute.device}"
         )
         concepts = _concepts(warehouse, cfg)
         trained = train_and_store(

@@ -223,6 +223,11 @@ _NETWORK_FIELDS = {
 }
 
 
+def network_summary(config: ModelConfig) -> str:
+    """The network fields ``config``'s model type reads, as ``name value`` pairs (for log lines)."""
+    return ", ".join(f"{name} {getattr(config, name)}" for name in _NETWORK_FIELDS[config.model])
+
+
 def relevant_fields(config: ModelConfig) -> list[str]:
     """The fields ``config``'s model type reads, in the dataclass's order (a form can show only these).
 

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--summary", action="store_true", help="print a summary of the warehouse afterwards")
     sub.add_parser("summary", help="print what the warehouse holds")
     bm = sub.add_parser("benchmark", help="Qlib's benchmark table: every model x seeds, mean ± std")
-    bm.add_argument("--models", help="comma-separated configurations (default: all six)")
+    bm.add_argument("--models", help="comma-separated configurations (default: all sixteen)")
     bm.add_argument("--seeds", help=f"comma-separated seeds (default: {_seeds_text(FULL_SEEDS)} with CUDA, "
                     f"{_seeds_text(CPU_SEEDS)} on the CPU)")  # fmt: skip
     bm.add_argument(
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's own)")
     bm.add_argument("--with-upstream", action="store_true", help="first materialize bars, features, labels, datasets")
     bm.add_argument("--qlib-python", help="a Python with pyqlib: run bench/qlib_reference.py first (dev only)")
-    bm.add_argument("--qlib-models", default="gru,lstm,gru_ts", help="configurations Qlib's own code trains")
+    bm.add_argument("--qlib-models", help="configurations Qlib's own code trains (default: the same as --models)")
     bm.add_argument("--qlib-reference", help="directory of Qlib's reference scores to evaluate beside ours")
     bm.add_argument("--skip-training", action="store_true", help="only evaluate --qlib-reference")
     bt = sub.add_parser("backtest", help="signal metrics and TopkDropout backtest of a score file, as JSON")
@@ -173,6 +173,7 @@ def benchmark(args: argparse.Namespace, settings: Settings | None = None) -> int
         print("upstream run failed", file=sys.stderr)
         return 1
     reference = args.qlib_reference
+    qlib_models = args.qlib_models or ",".join(models)
     if args.qlib_python:
         wh = Warehouse(settings.warehouse)
         seg = build_resources(settings)["segments"]
@@ -186,7 +187,7 @@ def benchmark(args: argparse.Namespace, settings: Settings | None = None) -> int
             "--data", data,
             "--out", reference,
             "--market", settings.universe or "all",
-            "--models", args.qlib_models,
+            "--models", qlib_models,
             "--seeds", ",".join(map(str, seeds)),
             "--threads", str(args.threads),
             "--gpu", "0" if cuda else "-1",
@@ -194,7 +195,7 @@ def benchmark(args: argparse.Namespace, settings: Settings | None = None) -> int
         ]  # fmt: skip
         if max_epochs:
             cmd += ["--max-epochs", str(max_epochs)]
-        if "hist" in args.qlib_models.split(","):
+        if "hist" in qlib_models.split(","):
             # Qlib's HIST reads the same concepts as ours: the warehouse's table, as instrument / concept rows.
             Path(reference).mkdir(parents=True, exist_ok=True)
             concepts_csv = Path(reference) / "concepts.csv"

@@ -11,6 +11,7 @@ from models.config import (
     base_config_name,
     get_model_config,
     model_config_names,
+    network_summary,
     relevant_fields,
     stored_dict,
 )
@@ -135,6 +136,13 @@ def test_relevant_fields_name_what_each_model_reads() -> None:
     assert {"k_day", "n_neighbor"} <= fields("igmtf") and "k_day" not in fields("hist")
     assert "rnn_type" in fields("alstm") and "rnn_type" not in fields("lstm")
     assert relevant_fields(get_model_config("lstm"))[:3] == ["name", "model", "d_feat"]  # dataclass order
+
+
+def test_network_summary_names_each_model_types_own_layers() -> None:
+    # the log line must say what is trained: TCN's channels and kernel, not an unused hidden size
+    assert network_summary(get_model_config("tcn_ts")) == "n_chans 32, kernel_size 7, num_layers 5, dropout 0.5"
+    assert network_summary(get_model_config("transformer")).startswith("d_model 64, nhead 2, dim_feedforward 2048")
+    assert network_summary(get_model_config("gats")) == "hidden_size 64, num_layers 2, dropout 0.7, base_model LSTM"
 
 
 def test_zoo_field_errors_name_the_field() -> None:

@@ -168,3 +168,25 @@ def test_resolve_device() -> None:
             resolve_device("cuda")
     with pytest.raises(ValueError, match="not a torch device"):
         resolve_device("tpu-ish")
+
+
+@pytest.mark.parametrize("per_pass", [1, 3, 8])
+def test_evaluation_passes_equal_a_batch_by_batch_loop(per_pass: int) -> None:
+    # Several loss batches per forward pass (the CUDA default) or one (the CPU's) give Qlib's batch-by-batch mean
+    # loss and IC: the last partial batch dropped, NaN labels left out of their batch's MSE and IC.
+    from models.eval_passes import evaluate_batches
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1037, 4, generator=gen)
+    labels = x[:, 0] * 0.5 + torch.randn(1037, generator=gen)
+    labels[torch.rand(1037, generator=gen) < 0.1] = float("nan")
+    weight = torch.tensor([0.3, -0.2, 0.1, 0.05])
+    loss, ic = evaluate_batches(lambda part: x[part] @ weight, labels, 100, with_ic=True, batches_per_pass=per_pass)
+    losses, ics = [], []
+    for start in range(0, 1000, 100):
+        pred, label = x[start : start + 100] @ weight, labels[start : start + 100]
+        keep = torch.isfinite(label)
+        losses.append(((pred[keep] - label[keep]) ** 2).mean())
+        ics.append(torch.corrcoef(torch.stack([pred[keep], label[keep]]))[0, 1])
+    assert torch.allclose(loss, torch.stack(losses).mean(), rtol=1e-5)
+    assert torch.allclose(ic, torch.stack(ics).mean(), rtol=1e-4)
