@@ -85,20 +85,17 @@ class Fillna(Processor):
         fill = np.float32(self.fill_value)
         for g in groups_of(self.fields_group):
             block = panel.block(g)
-            if inplace and block.flags.writeable:
-                # One pass: each chunk's NaN mask is both the test and the fill (no copy to avoid here).
-                for lo in range(0, len(block), ROW_CHUNK):
-                    part = block[lo : lo + ROW_CHUNK]
-                    nan = np.isnan(part)
-                    if nan.any():
-                        np.copyto(part, fill, where=nan)
-                continue
-            if not rows_where(block, np.isnan).any():
-                continue
-            block = writable(block, inplace)
+            if not (inplace and block.flags.writeable):
+                # A copy is needed to write: make it only when there is a NaN to fill.
+                if not rows_where(block, np.isnan).any():
+                    continue
+                block = writable(block, inplace)
+            # One pass: each chunk's NaN mask is both the test and the fill.
             for lo in range(0, len(block), ROW_CHUNK):
                 part = block[lo : lo + ROW_CHUNK]
-                np.copyto(part, fill, where=np.isnan(part))
+                nan = np.isnan(part)
+                if nan.any():
+                    np.copyto(part, fill, where=nan)
             panel = panel.with_block(g, block)
         return panel
 

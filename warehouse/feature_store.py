@@ -37,8 +37,14 @@ def has_primary_key(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(found[0][0])
 
 
-def trading_days(warehouse: Warehouse) -> list[dt.date]:
-    return warehouse.query("select date from calendar order by date")["date"].to_list()
+CALENDAR_SQL = "select date from calendar order by date"
+
+
+def trading_days(warehouse: Warehouse | duckdb.DuckDBPyConnection) -> list[dt.date]:
+    """The calendar's trading days in order, read through the warehouse or on a connection the caller holds."""
+    if isinstance(warehouse, duckdb.DuckDBPyConnection):
+        return warehouse.sql(CALENDAR_SQL).pl()["date"].to_list()
+    return warehouse.query(CALENDAR_SQL)["date"].to_list()
 
 
 def history_bounds(

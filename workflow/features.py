@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from features import catalog, compute_features
 from features.catalog import FeatureSetSpec
 from features.checks import WindowQuality, inspect_window
-from warehouse.feature_store import ensure_no_primary_key, has_primary_key, history_bounds
+from warehouse.feature_store import ensure_no_primary_key, has_primary_key, history_bounds, trading_days
 from warehouse.store import Warehouse
 
 # Trading days before a window whose missing suspension rows a window run adds (see build_feature_window).
@@ -73,7 +73,7 @@ def build_feature_window(
     # these queries.
     with warehouse.connect(read_only=True) as con:
         present = set(con.sql("select * from bars limit 0").columns)
-        calendar = con.sql("select date from calendar order by date").pl()["date"].to_list()
+        calendar = trading_days(con)
         # All history for an expanding window (the engine's unbounded reach): the bisect below clamps to day one.
         before, after = spec.lookback, spec.horizon
         # A suspension that runs into this window gives rows to days *before* it (an instrument has rows up to
