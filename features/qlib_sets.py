@@ -12,13 +12,13 @@ The expression text is Qlib's, character for character (spacing included), so ``
 Qlib user reads in Qlib's source. One quirk is kept on purpose: the MIN group is switched by the operator name
 ``LOW`` (Qlib tests ``use("LOW")`` for it), so ``include: [MIN]`` selects no MIN column, as in Qlib.
 
-Known differences from Qlib's numbers for these sets (about 0.004 % of Alpha158's cells on the real CSI300
-data; Alpha360 and the label are equal): when a window's volumes (VSTD) or |return| x volume (WVMA) are all 0,
-e.g. a suspension carried forward with zero volume, the std is exactly 0 here, so the feature is 0, while Qlib
-gets pandas' running-variance residue (which depends on how far back its query loaded the series) and divides
-it by about 1e-12, giving values such as 1e8 .. 1e13; RSQR on a constant window of a very high-priced stock is
-the same effect. VWAP0 and the VWAP block of Alpha360 read ``$vwap``: all-null where the source has none (the
-real CSI300 data).
+Known differences from Qlib's numbers for these sets (0.0003 % of Alpha158's cells on the real CSI300 data;
+Alpha360 and the label are equal): RSQR on a constant window of a very high-priced stock, where Qlib's running
+sums give 0, +-inf or NaN by rounding chance and ours is null. VSTD / WVMA on windows whose volumes (or |return|
+x volume) are all 0, e.g. a suspension carried forward with zero volume, equal Qlib's: Std runs pandas' own
+kernel, whose residue (divided by about 1e-12: values such as 1e8 .. 1e13) depends on where the series starts,
+as Qlib's does (see ``features.expressions.numpy_fallback``). VWAP0 and the VWAP block of Alpha360 read
+``$vwap``: all-null where the source has none (the real CSI300 data).
 """
 
 from __future__ import annotations

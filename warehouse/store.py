@@ -157,30 +157,31 @@ class Warehouse:
                         con.execute(f'alter table "{table}" add column "{name}" {duck_type(dtype)}')
                 con.execute(f'delete from "{table}" where {predicate}', params)
                 if frame.height and missing_before is not None:
-                    # Arrow scan of the frame's own buffers: the slice rows, then the missing gap rows (the
-                    # anti-join reads only the gap's dates of the table).
-                    con.register("_incoming", frame.to_arrow())
-                    con.execute(
-                        f'insert into "{table}" by name select * from _incoming where "{date_column}" >= ?',
-                        [missing_before],
-                    )
+                    # The slice rows, then the missing gap rows (the anti-join reads only the gap's dates of the
+                    # table). The slice is split off in Polars: a filter inside DuckDB's insert leaves gaps in
+                    # every scanned vector and made the insert of a wide window about 1.7x slower.
+                    in_slice = frame.filter(~in_gap) if gap_rows else frame
+                    con.register("_slice", in_slice.to_arrow())
+                    con.execute(f'insert into "{table}" by name select * from _slice')
+                    con.unregister("_slice")
+                    del in_slice
                     if gap_rows:
                         match = " and ".join(f't."{k}" = g."{k}"' for k in key or ())
                         missing = f'not exists (select 1 from "{table}" t where {match} and t."{date_column}" < ?)'
-                        # Usually every gap row is there already: find that out on the keys alone, and scan the
-                        # wide frame a second time only when some are missing.
+                        # Usually every gap row is there already: find that out on the keys alone, and copy the
+                        # gap's wide rows only when some are missing.
                         con.register("_gap_keys", frame.select(list(key or ())).filter(in_gap).to_arrow())
                         found = con.execute(
                             f"select count(*) from _gap_keys g where {missing}", [missing_before]
                         ).fetchall()[0][0]
                         con.unregister("_gap_keys")
                         if found:
+                            con.register("_gap", frame.filter(in_gap).to_arrow())
                             con.execute(
-                                f'insert into "{table}" by name select g.* from _incoming g '
-                                f'where g."{date_column}" < ? and {missing}',
-                                [missing_before, missing_before],
+                                f'insert into "{table}" by name select g.* from _gap g where {missing}',
+                                [missing_before],
                             )
-                    con.unregister("_incoming")
+                            con.unregister("_gap")
                 elif frame.height:
                     con.register("_incoming", frame.to_arrow())
                     con.execute(f'insert into "{table}" by name select * from _incoming')

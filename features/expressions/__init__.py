@@ -32,6 +32,10 @@ Semantics (Qlib 0.9.7 on pandas/numpy):
 - ``Slope``/``Rsquare``/``Resi`` leave an infinite input out of their windows like NaN (pandas' rule for
   the other rolling operators); Qlib's Cython kernels instead turn NaN from the first infinite value on, as
   their running sums become inf - inf. Reproducing that would make every such column depend on all history.
+- ``Std``/``Var`` run pandas' own rolling-variance kernel (``numpy_fallback``), so a window of equal values
+  after different ones gets Qlib's running-sum residue rather than 0 (Alpha158's VSTD / WVMA divide it by
+  1e-12). The residue depends on the series' start, as in Qlib: on those cells a run with a shorter history
+  can differ from a full-history one.
 - ``Log`` and ``Power`` are numpy's own routines (``numpy_fallback``): Polars' float32 ``log``/``pow`` differ
   from numpy's in the last bit on most cells. Division by a number is IEEE division (Polars would multiply
   by the reciprocal), so element-wise float32 arithmetic equals Qlib's bit for bit.

@@ -24,8 +24,8 @@ import polars as pl
 
 from features.expressions import families, numpy_fallback, rolling
 from features.expressions.grid import PaddedGrid
-from features.expressions.nodes import Call, Field, Literal, Node, int_arg, walk
-from features.expressions.operators import OPERATORS, dtype
+from features.expressions.nodes import UNBOUNDED, Call, Field, Literal, Node, int_arg, walk
+from features.expressions.operators import OPERATORS, dtype, reach
 
 NAN = float("nan")
 _PAD = pl.col("_seg") < 0
@@ -146,6 +146,19 @@ class Plan:
     def __init__(self, roots: Sequence[Node], grid: PaddedGrid) -> None:
         self.grid = grid
         self.roots = families.rewrite([lower(r) for r in roots], FAMILIES)
+        # Qlib evaluates a column over the days from its reach before the query's start, so the input of a Std /
+        # Var has its first value the input's own reach after that day, and the residue depends on where it
+        # starts: per (lowered) Std / Var node, how many days before the start its series begins (the most
+        # over the columns using it).
+        self.series_reach: dict[Node, int] = {}
+        for original in roots:
+            back = reach(original)[0]
+            for n in walk(original):
+                if isinstance(n, Call) and n.op in ("Std", "Var"):
+                    inner = reach(n.args[0])[0]
+                    days = UNBOUNDED if back >= UNBOUNDED else back - inner
+                    key = lower(n)
+                    self.series_reach[key] = max(self.series_reach.get(key, 0), days)
         uses: Counter[Node] = Counter()
         order: list[Node] = []
         seen: set[Node] = set()
@@ -312,9 +325,11 @@ class Plan:
             out = pl.when(missing).then(0.0).otherwise(1.0).rolling_sum(size, min_samples=1)
         elif op in _NATIVE:
             out = getattr(args[0], _NATIVE[op])(size, min_samples=1).fill_null(NAN)
-        else:  # Std, Var: ddof=1 as pandas
-            fn = args[0].rolling_std if op == "Std" else args[0].rolling_var
-            out = fn(size, min_samples=1, ddof=1).fill_null(NAN)
+        else:  # Std, Var: pandas' own kernel, for Qlib's residue on constant windows (see numpy_fallback)
+            # flat even when expanding: the kernel's windows stop at each instrument's first row
+            start_t, back = self.grid.start_t, self.series_reach.get(node, UNBOUNDED)
+            first_t = None if start_t is None or back >= UNBOUNDED else start_t - back
+            return numpy_fallback.rolling_var(args[0], n, std=op == "Std", first_t=first_t).fill_null(NAN)
         return out.over("_seg") if n == 0 else out
 
     def _cross_section(self, op: str, e: pl.Expr, node: Node) -> pl.Expr:

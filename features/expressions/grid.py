@@ -51,6 +51,7 @@ class PaddedGrid:
     longest: int  # rows of the longest instrument segment (an expanding window never needs more)
     present: frozenset[str]  # fields with data; the others are all-NaN and make their columns all-null
     blocks: np.ndarray  # first row (its padding) of each instrument's block, then the frame's height
+    start_t: int | None = None  # calendar index of the first output day asked for (None: from the first day)
 
     def chunks(self, rows: int) -> list[tuple[int, int]]:
         """(offset, length) slices of whole instrument blocks of about ``rows`` rows each."""
@@ -189,7 +190,7 @@ def build_grid(
     longest = int(seg_len.max()) if seg_len.size else 1
     blocks = np.append(base - pad, n_rows)
     return PaddedGrid(pl.DataFrame(columns), names.gather(kept), pl.Series("date", cal).cast(pl.Date), pad, longest,
-                  present, blocks)  # fmt: skip
+                      present, blocks, None if s_day is None else s_idx)  # fmt: skip
 
 
 def _member_mask(

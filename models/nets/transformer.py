@@ -73,8 +73,26 @@ class TransformerNet(nn.Module):
         self.d_feat = d_feat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        encoded = self.transformer_encoder(self.pos_encoder(self.feature_layer(x).transpose(0, 1)))
-        return self.decoder_layer(encoded[-1])[:, 0]
+        h = self.pos_encoder(self.feature_layer(x).transpose(0, 1))
+        layers = self.transformer_encoder.layers
+        for layer in layers[:-1]:
+            h = layer(h)
+        # Only the newest step of the last layer reaches the decoder: its attention reads every step, but its
+        # feed-forward (2048 wide: nearly half the network's work) runs on that step alone.
+        return self.decoder_layer(newest_step(layers[-1], h))[:, 0]
+
+
+def newest_step(layer: nn.TransformerEncoderLayer, h: torch.Tensor) -> torch.Tensor:
+    """``layer(h)[-1]`` for a post-norm layer without masks, computed for the newest step only: the query is that
+    step, the keys and values every step of ``h`` ([T, N, d_model]); the same operations on that row as the
+    whole layer runs. With dropout > 0 the masks are drawn for fewer elements than the whole layer draws."""
+    if layer.norm_first:
+        raise ValueError("newest_step follows the post-norm layer (norm_first=False), as Qlib builds it")
+    query = h[-1:]
+    attended = layer.self_attn(query, h, h, need_weights=False)[0]
+    out = layer.norm1(query + layer.dropout1(attended))
+    out = layer.norm2(out + layer._ff_block(out))
+    return out[0]
 
 
 class LocalformerEncoder(nn.Module):

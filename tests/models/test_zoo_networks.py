@@ -22,6 +22,7 @@ from models.nets import (
     TransformerNet,
 )
 from models.nets.common import cosine_similarity, load_base_weights, masked_softmax
+from models.nets.transformer import newest_step
 from models.networks import GRUNet, LSTMNet
 from models.training import masked_mse
 
@@ -125,6 +126,32 @@ def test_stacked_layers_start_as_copies_of_one_layer() -> None:
     for i in (1, 2):
         assert torch.equal(layers[i].linear1.weight, layers[0].linear1.weight)
         assert torch.equal(convs[i].weight, convs[0].weight)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+def test_transformer_runs_its_last_layer_on_the_newest_step_only(num_layers: int) -> None:
+    """The forward equals the whole encoder stack read at its newest step (Qlib's), values and gradients."""
+    torch.manual_seed(0)
+    net = TransformerNet(6, d_model=16, nhead=2, num_layers=num_layers, dim_feedforward=32)
+    x = torch.randn(40, 12, 6)
+
+    def whole(x: torch.Tensor) -> torch.Tensor:
+        h = net.transformer_encoder(net.pos_encoder(net.feature_layer(x).transpose(0, 1)))
+        return net.decoder_layer(h[-1])[:, 0]
+
+    params = list(net.parameters())
+    ours, theirs = net(x), whole(x)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    g_ours = torch.autograd.grad(ours.square().mean(), params, allow_unused=True)
+    g_theirs = torch.autograd.grad(theirs.square().mean(), params, allow_unused=True)
+    for a, b in zip(g_ours, g_theirs, strict=True):
+        if a is None or b is None:
+            assert a is None and b is None or float((a if b is None else b).abs().max()) == 0.0
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="post-norm"):
+        layer = nn.TransformerEncoderLayer(16, 2, 32, norm_first=True)
+        newest_step(layer, torch.randn(5, 3, 16))
 
 
 def test_positional_code_is_sin_cos_of_the_position() -> None:
