@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from models import scoring
 from models.config import get_model_config
 from models.networks import build_network
 from models.scoring import predict
@@ -61,3 +62,30 @@ def test_predict_logs_progress_with_time_left() -> None:
     assert lines[0].startswith("gru 2020: 10/100 samples scored") and "s left" in lines[0]
     assert len(lines) == 10  # nine progress lines (not after the last batch) and the summary
     assert lines[-1].startswith("gru 2020: 100 samples scored in")
+
+
+def test_cpu_threads_score_batches_side_by_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With several torch threads, CPU batches run one per thread (each single-threaded): the scores equal the
+    one-thread run's, bad inputs stay NaN, and the thread setting is restored."""
+    config = get_model_config("gru", hidden_size=8, num_layers=2)
+    samples = _dirty(flat_set(n_inst=30, n_days=40, d_feat=config.d_feat, steps=10), [(3, 5), (700, 0)])
+    torch.manual_seed(2)
+    net = build_network(config)
+    used: list[int] = []
+    run_parts = scoring._run_parts
+    monkeypatch.setattr(
+        scoring, "_run_parts", lambda score, parts, workers: used.append(workers) or run_parts(score, parts, workers)
+    )
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = predict(net, samples, "cpu", 100)
+        torch.set_num_threads(3)
+        side_by_side = predict(net, samples, "cpu", 100)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    assert used == [1, 3]
+    assert np.isnan(serial).sum() == 2
+    np.testing.assert_array_equal(np.isnan(side_by_side), np.isnan(serial))
+    np.testing.assert_allclose(side_by_side, serial, rtol=1e-6, atol=1e-7)
