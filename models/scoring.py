@@ -73,7 +73,8 @@ def predict(
 
     Samples whose inputs hold NaN or inf get a NaN score and never enter the network (so they cannot disturb
     the others, and cost nothing). On a CPU with several torch threads, batches of at most ``CPU_THREAD_BATCH``
-    samples run side by side, one per thread, each thread single-threaded (torch's setting restored after). The model is moved to ``device`` and left in the train/eval mode it came in.
+    samples run side by side, one per thread, each thread single-threaded (torch's setting restored after).
+    The model is moved to ``device`` and left in the train/eval mode it came in.
     ``log`` (a callable or a logger) gets a progress line every ``progress_every_s`` seconds: samples done /
     total, elapsed, time left.
 

@@ -118,3 +118,14 @@ def test_the_input_reach_delays_the_series_as_in_qlib(market):
             np.testing.assert_array_equal(got, right.astype(np.float32))
             sensitive += int((right.astype(np.float32) != one_more.astype(np.float32)).sum())
     assert sensitive > 0, "the fixture no longer has a start where one more day of series changes the values"
+
+
+def test_the_public_pandas_path_gives_the_same_numbers(market):
+    """The kernel is called directly; a pandas without that entry point goes through its public indexer API."""
+    from features.expressions.numpy_fallback import _pandas_var, public_pandas_var
+
+    values = _series(np.random.default_rng(3), 900)
+    rows = np.arange(values.size, dtype=np.int64)
+    first = np.where(rows < 450, 0, 450)  # two instruments end to end
+    start = np.maximum(rows - 19, first)
+    np.testing.assert_array_equal(_pandas_var(values, start, rows + 1), public_pandas_var(values, start, rows + 1))
