@@ -111,5 +111,8 @@ class IGMTFNet(nn.Module):
         similarity = similarity.masked_fill(~valid[None, :], float("-inf"))
         best, which = torch.topk(similarity, min(n_neighbor, similarity.shape[1]), dim=1)  # [N, n]
         weight = torch.where(torch.isfinite(best), best, torch.zeros_like(best)) / n_neighbor
-        neighbours = (weight[:, :, None] * others[which]).sum(dim=1)  # [N, H]
+        # index_select, not others[which]: the latter's backward adds into shared rows with atomic float adds on
+        # a multi-threaded CPU, so training was not bit-reproducible; index_select's backward adds in order
+        picked = others.index_select(0, which.flatten()).view(*which.shape, others.shape[1])  # [N, n, H]
+        neighbours = (weight[:, :, None] * picked).sum(dim=1)  # [N, H]
         return self.fc_out_pred(torch.cat([own, neighbours], dim=1))[:, 0]

@@ -363,3 +363,23 @@ def test_networks_follow_the_input_dtype_and_device(kind: str) -> None:
     else:
         out = net(x)
     assert out.dtype == torch.float64 and out.device.type == device
+
+
+def test_igmtf_gradients_are_reproducible_on_several_cpu_threads() -> None:
+    """The neighbours' gather must not accumulate its gradient with atomic adds (a multi-threaded CPU's
+    ``x[index]`` backward does): the same step twice gives bit-identical gradients."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(0)
+        net = IGMTFNet(6, 32, 1, base_model="LSTM")
+        memory = net.train_memory(torch.randn(40 * 100, 12, 6), torch.arange(40).repeat_interleave(100))
+        x = torch.randn(300, 12, 6)
+        grads = []
+        for _ in range(4):
+            net.zero_grad()
+            net(x, memory, 10, 10).square().mean().backward()
+            grads.append(torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None]))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(grads[0], g) for g in grads[1:])
