@@ -114,7 +114,7 @@ class Warehouse:
         ``where``; with neither, the whole table. Rows of ``frame`` outside the slice are an error, so a write
         can never touch data it did not first delete. With ``missing_before``, the rows of ``frame`` dated before
         it are inserted in the same transaction only where the table has no row with their ``key`` yet (existing
-        rows stay untouched; split in DuckDB, so a wide frame is not copied twice). With ``primary_key=False`` a
+        rows stay untouched; the gap's wide rows are copied only when some are missing). With ``primary_key=False`` a
         table this call creates does not declare ``key`` as its primary key: the writer keeps the rows unique
         (as the slice delete and the missing-only insert do), and DuckDB skips maintaining an index that makes
         replacing a wide slice several times slower. Returns the number of rows written in the slice.
@@ -156,36 +156,33 @@ class Warehouse:
                         # New numeric fields of a source (e.g. "amount") widen the table.
                         con.execute(f'alter table "{table}" add column "{name}" {duck_type(dtype)}')
                 con.execute(f'delete from "{table}" where {predicate}', params)
-                if frame.height and missing_before is not None:
-                    # The slice rows, then the missing gap rows (the anti-join reads only the gap's dates of the
-                    # table). The slice is split off in Polars: a filter inside DuckDB's insert leaves gaps in
-                    # every scanned vector and made the insert of a wide window about 1.7x slower.
+                if frame.height:
+                    # The slice rows, then (with missing_before) the missing gap rows. The slice is split off in
+                    # Polars: a filter inside DuckDB's insert leaves gaps in every scanned vector and made the
+                    # insert of a wide window about 1.7x slower.
                     in_slice = frame.filter(~in_gap) if gap_rows else frame
-                    con.register("_slice", in_slice.to_arrow())
-                    con.execute(f'insert into "{table}" by name select * from _slice')
-                    con.unregister("_slice")
-                    del in_slice
-                    if gap_rows:
-                        match = " and ".join(f't."{k}" = g."{k}"' for k in key or ())
-                        missing = f'not exists (select 1 from "{table}" t where {match} and t."{date_column}" < ?)'
-                        # Usually every gap row is there already: find that out on the keys alone, and copy the
-                        # gap's wide rows only when some are missing.
-                        con.register("_gap_keys", frame.select(list(key or ())).filter(in_gap).to_arrow())
-                        found = con.execute(
-                            f"select count(*) from _gap_keys g where {missing}", [missing_before]
-                        ).fetchall()[0][0]
-                        con.unregister("_gap_keys")
-                        if found:
-                            con.register("_gap", frame.filter(in_gap).to_arrow())
-                            con.execute(
-                                f'insert into "{table}" by name select g.* from _gap g where {missing}',
-                                [missing_before],
-                            )
-                            con.unregister("_gap")
-                elif frame.height:
-                    con.register("_incoming", frame.to_arrow())
+                    con.register("_incoming", in_slice.to_arrow())
                     con.execute(f'insert into "{table}" by name select * from _incoming')
                     con.unregister("_incoming")
+                    del in_slice
+                if gap_rows:
+                    # The anti-join reads only the gap's dates of the table.
+                    match = " and ".join(f't."{k}" = g."{k}"' for k in key or ())
+                    missing = f'not exists (select 1 from "{table}" t where {match} and t."{date_column}" < ?)'
+                    # Usually every gap row is there already: find that out on the keys alone, and copy the
+                    # gap's wide rows only when some are missing.
+                    con.register("_gap_keys", frame.select(list(key or ())).filter(in_gap).to_arrow())
+                    found = con.execute(
+                        f"select count(*) from _gap_keys g where {missing}", [missing_before]
+                    ).fetchall()[0][0]
+                    con.unregister("_gap_keys")
+                    if found:
+                        con.register("_gap", frame.filter(in_gap).to_arrow())
+                        con.execute(
+                            f'insert into "{table}" by name select g.* from _gap g where {missing}',
+                            [missing_before],
+                        )
+                        con.unregister("_gap")
                 con.execute("commit")
             except BaseException:
                 con.execute("rollback")
