@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from models.nets import GATNet, HISTNet, IGMTFNet, LocalformerNet, TCNNet, TransformerNet
+from models.nets.cpu_inference import run_rnn, tanh
 
 if TYPE_CHECKING:
     from models.config import ModelConfig
@@ -50,7 +51,7 @@ class RecurrentNet(nn.Module):
         self.d_feat = d_feat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x)  # [N, T, H]
+        out = run_rnn(self.rnn, x)  # [N, T, H]
         return self.fc_out(out[:, -1, :])[:, 0]
 
 
@@ -94,8 +95,10 @@ class ALSTMNet(nn.Module):
         self.d_feat = d_feat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hidden, _ = self.rnn(self.net(x))  # [N, T, H]
-        weights = self.att_net(hidden)  # [N, T, 1], sums to 1 over T
+        # the two Sequentials' layers in their order, each Tanh through cpu_inference.tanh (faster when scoring)
+        hidden = run_rnn(self.rnn, tanh(self.net.fc_in(x)))  # [N, T, H]
+        att = self.att_net
+        weights = att.att_softmax(att.att_fc_out(tanh(att.att_dropout(att.att_fc_in(hidden)))))  # [N, T, 1]
         pooled = (hidden * weights).sum(dim=1)  # [N, H]
         return self.fc_out(torch.cat((hidden[:, -1, :], pooled), dim=1))[:, 0]
 

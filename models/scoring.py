@@ -19,6 +19,7 @@ from models.config import ModelConfig
 from models.daily import DayIndex
 from models.feeds import Context, Feed, make_context, refresh_memory
 from models.nets import GATNet, HISTNet, IGMTFNet
+from models.networks import ALSTMNet, RecurrentNet
 from models.runtime import Log, emit, resolve_device
 from processing.concepts import Concepts
 from processing.samples import SampleSet
@@ -29,6 +30,9 @@ PROGRESS_EVERY_S = 10.0
 # core: the GEMMs of a 64-wide RNN are too small to split across cores (2 threads on one batch of 800: LSTM 21 s,
 # GRU 24-32 s for CSI300's 497 k test samples; a batch of 256 per thread: 15 s and 19 s).
 CPU_THREAD_BATCH = 256
+# The GRU networks score through ``models.nets.cpu_inference``, a Python loop over time steps: larger batches spread its
+# per-step overhead (2 threads: 28 us a sample with batches of 512, 22 us with 2048, PyTorch's own GRU 40 us).
+CPU_THREAD_BATCH_GRU = 2048
 CROSS_SECTIONAL_NETS = {"gats": GATNet, "hist": HISTNet, "igmtf": IGMTFNet}
 
 
@@ -72,8 +76,9 @@ def predict(
     """Scores ``[n_samples]`` float32 in sample order, every sample kept (the last partial batch too).
 
     Samples whose inputs hold NaN or inf get a NaN score and never enter the network (so they cannot disturb
-    the others, and cost nothing). On a CPU with several torch threads, batches of at most ``CPU_THREAD_BATCH``
-    samples run side by side, one per thread, each thread single-threaded (torch's setting restored after).
+    the others, and cost nothing). On a CPU with several torch threads and at least two batches per thread,
+    batches of ``CPU_THREAD_BATCH`` samples (``CPU_THREAD_BATCH_GRU`` for the GRU networks) run side by side, one
+    per thread, each thread single-threaded (torch's setting restored after); ``batch_size`` applies otherwise.
     The model is moved to ``device`` and left in the train/eval mode it came in.
     ``log`` (a callable or a logger) gets a progress line every ``progress_every_s`` seconds: samples done /
     total, elapsed, time left.
@@ -106,8 +111,9 @@ def predict(
             else:
                 feed = Feed(data, Context("plain"))
                 order = None if good is None else torch.from_numpy(good).to(dev)
-                workers = _cpu_workers(dev, -(-n_good // min(batch_size, CPU_THREAD_BATCH)))
-                rows = min(batch_size, CPU_THREAD_BATCH) if workers > 1 else batch_size
+                thread_batch = _cpu_thread_batch(model)
+                workers = _cpu_workers(dev, -(-n_good // thread_batch))
+                rows = thread_batch if workers > 1 else batch_size
                 parts = [
                     slice(s, min(s + rows, n_good)) if order is None else order[s : s + rows]
                     for s in range(0, n_good, rows)
@@ -134,6 +140,15 @@ def predict(
     if log is not None:
         emit(log, f"{name}: {n_good} samples scored in {time.perf_counter() - t0:.1f} s ({n - n_good} with bad input)")
     return out.cpu().numpy()
+
+
+def _cpu_thread_batch(model: nn.Module) -> int:
+    """Samples per batch when batches run side by side on CPU threads (a sample's score does not depend on the
+    batch it is scored in, so the training batch size need not apply)."""
+    rnn = getattr(model, "rnn", None)
+    if isinstance(model, (RecurrentNet, ALSTMNet)) and type(rnn) is nn.GRU:
+        return CPU_THREAD_BATCH_GRU
+    return CPU_THREAD_BATCH
 
 
 def _cpu_workers(device: torch.device, n_parts: int) -> int:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from models.nets.cpu_inference import run_rnn
+
 BASE_MODELS = ("GRU", "LSTM")
 
 
@@ -25,8 +27,7 @@ def base_rnn(base_model: str, d_feat: int, hidden_size: int, num_layers: int, dr
 
 def last_hidden(rnn: nn.RNNBase, x: torch.Tensor) -> torch.Tensor:
     """``[N, T, F] -> [N, H]``: the top layer's output at the newest step."""
-    out, _ = rnn(x)
-    return out[:, -1, :]
+    return run_rnn(rnn, x)[:, -1, :]
 
 
 def cosine_similarity(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,9 @@ import math
 import torch
 from torch import nn
 
+from models.nets.cpu_inference import run_rnn
+from models.nets.feedforward import EncoderLayer
+
 MAX_LEN = 1000
 # Qlib leaves nn.TransformerEncoderLayer's default width; smaller values are for quick CPU runs only.
 FEEDFORWARD = 2048
@@ -50,7 +53,8 @@ class PositionalEncoding(nn.Module):
 
 
 def _encoder_layer(d_model: int, nhead: int, dropout: float, dim_feedforward: int) -> nn.TransformerEncoderLayer:
-    return nn.TransformerEncoderLayer(d_model=d_model, nhead=nhead, dropout=dropout, dim_feedforward=dim_feedforward)
+    # Qlib's nn.TransformerEncoderLayer, its feed-forward block fused on the CPU (models.nets.feedforward)
+    return EncoderLayer(d_model=d_model, nhead=nhead, dropout=dropout, dim_feedforward=dim_feedforward)
 
 
 class TransformerNet(nn.Module):
@@ -138,5 +142,5 @@ class LocalformerNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         encoded = self.transformer_encoder(self.pos_encoder(self.feature_layer(x).transpose(0, 1)))
-        out, _ = self.rnn(encoded)  # sequence-first, as the encoder
+        out = run_rnn(self.rnn, encoded)  # sequence-first, as the encoder
         return self.decoder_layer(out[-1])[:, 0]

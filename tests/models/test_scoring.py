@@ -68,7 +68,8 @@ def test_cpu_threads_score_batches_side_by_side(monkeypatch: pytest.MonkeyPatch)
     """With several torch threads, CPU batches run one per thread (each single-threaded): the scores equal the
     one-thread run's, bad inputs stay NaN, and the thread setting is restored."""
     config = get_model_config("gru", hidden_size=8, num_layers=2)
-    samples = _dirty(flat_set(n_inst=30, n_days=40, d_feat=config.d_feat, steps=10), [(3, 5), (700, 0)])
+    # enough samples for two of the GRU's larger thread batches per thread
+    samples = _dirty(flat_set(n_inst=100, n_days=130, d_feat=config.d_feat, steps=10), [(3, 5), (700, 0)])
     torch.manual_seed(2)
     net = build_network(config)
     used: list[int] = []
