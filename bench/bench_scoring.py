@@ -12,9 +12,10 @@ The phases are the ones ``workflow.scoring.score_window`` runs, timed one by one
 * write: the scores into a scratch DuckDB file's ``predictions`` table (the warehouse is opened read-only).
 
 The network is Qlib's size (hidden 64, 2 layers, d_feat 6 x 60 steps) with PyTorch's default initialisation:
-the forward cost depends on the shape, not the weights. Qlib's figure beside it (``model.predict``, batch 800,
-one torch thread) was measured earlier on this machine: 47-58 s for the same 497 k samples. The machine's load
-average is printed: on a shared CPU the figures move.
+the forward cost depends on the shape, not the weights. Qlib's figures beside it (``model.predict``, batch 800,
+``QLIB_PREDICT_S``) come from ``bench/qlib_predict.py`` on this machine; they time the network over a frame Qlib's
+handler already holds in memory, so compare them with the forward alone as well as with the total (which also
+reads and processes the segment). The machine's load average is printed: on a shared CPU the figures move.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ from warehouse.store import Warehouse  # noqa: E402
 from workflow.handlers import load_handler  # noqa: E402
 from workflow.panels import history_start, read_membership, read_panel  # noqa: E402
 
-QLIB_SECONDS = "47-58 s"
+# Qlib's own model.predict over the same 497,050 samples, measured with bench/qlib_predict.py on this machine
+# (2026-12-06 14:58-15:03, idle, pyqlib 0.9.7): seconds at (1, 2) torch threads.
+QLIB_PREDICT_S = {"lstm": (18.8, 10.5), "gru": (40.6, 24.0), "alstm": (56.9, 38.1)}
 
 
 def main() -> None:
@@ -115,8 +118,14 @@ def main() -> None:
         print(f"  {name:<8} {seconds:7.1f} s")
     for threads, seconds in forward.items():
         print(f"  forward  {seconds:7.1f} s  ({threads} torch thread{'s' if threads > 1 else ''})")
+    qlib = QLIB_PREDICT_S.get(args.model)
     for threads, seconds in forward.items():
-        print(f"  total    {other + seconds:7.1f} s  with {threads} thread(s); Qlib's model.predict: {QLIB_SECONDS}")
+        line = f"  total    {other + seconds:7.1f} s  with {threads} thread(s)"
+        if qlib and threads in (1, 2):
+            theirs = qlib[threads - 1]
+            line += f"; Qlib's model.predict {theirs:.1f} s at {threads} thread(s): {theirs / (other + seconds):.2f}x"
+            line += f" ({theirs / seconds:.2f}x against the forward alone)"
+        print(line)
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
 
 

