@@ -27,8 +27,8 @@ from processing.samples import SampleSet
 # Seconds between two progress lines of a long scoring run.
 PROGRESS_EVERY_S = 10.0
 # On a CPU, batches of at most this many samples, one per torch thread, each thread running its own batch on one
-# core: the GEMMs of a 64-wide RNN are too small to split across cores (2 threads on one batch of 800: LSTM 21 s,
-# GRU 24-32 s for CSI300's 497 k test samples; a batch of 256 per thread: 15 s and 19 s).
+# core: the products of a 64-wide network are small to split across cores (CSI300's 497 k test samples, 2 threads:
+# the LSTM forward 10.0 s side by side, as fast as oneDNN splitting batches of 800 across both).
 CPU_THREAD_BATCH = 256
 # The GRU networks score through ``models.nets.cpu_inference``, a Python loop over time steps: larger batches spread its
 # per-step overhead (2 threads: 28 us a sample with batches of 512, 22 us with 2048, PyTorch's own GRU 40 us).
