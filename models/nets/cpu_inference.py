@@ -78,7 +78,6 @@ def gru_forward(rnn: nn.GRU, x: torch.Tensor) -> torch.Tensor:
     steps, n, _ = seq.shape
     h = rnn.hidden_size
     inputs = seq.reshape(steps * n, -1)
-    out = seq
     diff = x.new_empty(n, h)
     for layer in range(rnn.num_layers):
         w_ih, w_hh, bias_i, bias_h = _layer_weights(rnn, layer)

@@ -13,15 +13,13 @@ import torch
 import torch.nn.functional as F
 
 _LINEAR_POINTWISE = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
-
-
-def available() -> bool:
-    return _LINEAR_POINTWISE is not None and torch.backends.mkldnn.is_available()
+# A property of the PyTorch build, looked up once: ``linear`` runs once per time step of the scoring GRU.
+_AVAILABLE = _LINEAR_POINTWISE is not None and torch.backends.mkldnn.is_available()
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``x @ weight.T (+ bias)`` for a 2-D CPU float32 ``x``; no autograd of its own (inference, or inside an
     ``autograd.Function``)."""
-    if available():
+    if _AVAILABLE:
         return _LINEAR_POINTWISE(x, weight, bias, "none", [], "")
     return F.linear(x, weight, bias)
