@@ -4,11 +4,13 @@
     .venv/bin/python bench/bench_features.py --no-qlib          # ours only (pyqlib not needed)
 
 Universe: every instrument listed in instruments/csi300.txt that has data, whole calendar. Prints wall and CPU
-time per feature set and the process's peak RSS (the three result frames are all kept alive, as a pipeline
-run holding them would); Polars' threads are set with POLARS_MAX_THREADS in the environment. Qlib takes
-many minutes for the full set on two cores, so by default it runs on every
-``--qlib-every``-th instrument and its time is scaled by the ratio of output rows; ours is also timed on that
-same subset, so the ratio is reported both ways. Qlib runs with its default ``kernels`` (max(cores - 2, 1)).
+time per feature set, the memory its frame holds (each buffer once: the 60 all-null VWAP columns of Alpha360
+share one), the RSS after it, and the process's peak RSS (the three result frames are all kept alive, as a
+pipeline run holding them would; the allocator also keeps a set's freed scratch resident for a while).
+Polars' threads are set with POLARS_MAX_THREADS in the environment. Qlib takes many minutes for the full set on
+two cores, so by default it runs on every ``--qlib-every``-th instrument and its time is scaled by the ratio of
+output rows; ours is also timed on that same subset, so the ratio is reported both ways. Qlib runs with its
+default ``kernels`` (max(cores - 2, 1)).
 """
 
 from __future__ import annotations
@@ -38,6 +40,14 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
 
 
+def rss_gb() -> float:
+    """Resident memory now (pages the allocators keep after a free for reuse count too)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
+    except (OSError, ValueError):
+        return float("nan")
+
+
 def read_bars(root: Path, instruments: list[str]) -> tuple[pl.DataFrame, list[dt.date]]:
     """The project's reader when available, else a small numpy reader of the bins."""
     try:
@@ -62,19 +72,35 @@ def read_bars(root: Path, instruments: list[str]) -> tuple[pl.DataFrame, list[dt
     return pl.concat(frames), cal
 
 
+def _held_gb(frame: pl.DataFrame) -> float:
+    """The frame's buffers, each counted once: the all-null columns of an absent field (Alpha360's 60 VWAP
+    columns) share one, which ``estimated_size`` counts per column."""
+    seen, total = set(), 0
+    for s in frame.get_columns():
+        key = (s.dtype, s.null_count() == s.len() and s.dtype == pl.Float32)
+        if key[1] and key in seen:
+            continue
+        seen.add(key)
+        total += s.estimated_size()
+    return total / 1e9
+
+
 def universe(root: Path) -> list[str]:
     lines = (root / "instruments" / "csi300.txt").read_text().splitlines()
     names = sorted({line.split()[0].upper() for line in lines if line.strip()})
     return [n for n in names if (root / "features" / n.lower() / "close.day.bin").is_file()]
 
 
-def run_ours(bars: pl.DataFrame, cal: list[dt.date]) -> tuple[dict[str, pl.DataFrame], dict[str, tuple[float, float]]]:
-    out, times = {}, {}
+def run_ours(
+    bars: pl.DataFrame, cal: list[dt.date]
+) -> tuple[dict[str, pl.DataFrame], dict[str, tuple[float, float]], dict[str, float]]:
+    out, times, rss = {}, {}, {}
     for name in SETS:
         wall, cpu = time.perf_counter(), time.process_time()
         out[name] = compute_features(name, bars, cal)
         times[name] = (time.perf_counter() - wall, time.process_time() - cpu)
-    return out, times
+        rss[name] = rss_gb()
+    return out, times, rss
 
 
 def run_qlib(
@@ -115,17 +141,19 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores, {usable} usable, load average {load}; "
           f"ours on {pl.thread_pool_size()} Polars thread(s) (POLARS_MAX_THREADS)")  # fmt: skip
     print(f"universe: {len(names)} CSI300 instruments with data, {cal[0]} .. {cal[-1]}; "
-          f"{bars.height} bars read in {read_s:.1f}s")  # fmt: skip
+          f"{bars.height} bars read in {read_s:.1f}s ({bars.estimated_size() / 1e9:.2f} GB)")  # fmt: skip
 
-    out, times = run_ours(bars, cal)
+    rss_bars = rss_gb()
+    out, times, rss = run_ours(bars, cal)
     total_wall = sum(w for w, _ in times.values())
     total_cpu = sum(c for _, c in times.values())
     for name in SETS:
         frame = out[name]
         print(f"  {name:9s} {frame.height} rows x {frame.width - 2} cols: wall {times[name][0]:6.2f}s  "
-              f"cpu {times[name][1]:6.2f}s  ({frame.estimated_size() / 1e9:.2f} GB)")  # fmt: skip
+              f"cpu {times[name][1]:6.2f}s  ({_held_gb(frame):.2f} GB held; RSS after it {rss[name]:.2f})")  # fmt: skip
     print(f"OURS TOTAL (alpha158 + alpha360 + label): wall {total_wall:.2f}s, cpu {total_cpu:.2f}s, "
-          f"peak RSS {peak_rss_gb():.2f} GB (all three frames held, plus the bars)")  # fmt: skip
+          f"peak RSS {peak_rss_gb():.2f} GB (all three frames held, plus the bars; RSS with the bars read "
+          f"{rss_bars:.2f} GB)")  # fmt: skip
     rows_total = out["label"].height
     del out
 
@@ -139,7 +167,7 @@ def main() -> int:
 
     subset = names[:: args.qlib_every]
     sub_bars = bars.filter(pl.col("instrument").is_in(subset))
-    sub_out, sub_times = run_ours(sub_bars, cal)
+    sub_out, sub_times, _ = run_ours(sub_bars, cal)
     sub_rows = sub_out["label"].height
     del sub_out
     qlib_times = run_qlib(args.data, subset, cal, args.qlib_kernels)

@@ -19,10 +19,9 @@ from models.batches import DeviceSamples
 from models.config import ModelConfig
 from models.daily import DayIndex
 from models.nets import TrainMemory
+from models.nets.igmtf import memory_chunk
 from processing.concepts import Concepts
 from processing.samples import SampleSet
-
-MEMORY_CHUNK = 8192  # samples per forward pass of the memory refresh
 
 
 @dataclass
@@ -74,10 +73,12 @@ class Feed:
         return forward(x)
 
 
-def refresh_memory(model: nn.Module, feed: Feed, days: DayIndex, chunk: int = MEMORY_CHUNK) -> TrainMemory:
+def refresh_memory(model: nn.Module, feed: Feed, days: DayIndex, chunk: int | None = None) -> TrainMemory:
     """Recompute IGMTF's memory from the samples ``days`` indexes (the training segment) with the current
-    weights, in eval mode (Qlib's ``get_train_hidden``); stores it in the feed's context and returns it."""
+    weights, in eval mode (Qlib's ``get_train_hidden``); stores it in the feed's context and returns it.
+    ``chunk``: samples per forward pass (default: ``memory_chunk`` of the samples' device)."""
     hidden_of = model.hidden  # IGMTFNet.hidden: the states a memory holds
+    chunk = chunk or memory_chunk(feed.data.labels.device)
     was_training = model.training
     model.eval()
     try:

@@ -19,6 +19,7 @@ from torch import nn
 
 from models.nets import GATNet, HISTNet, IGMTFNet, LocalformerNet, TCNNet, TransformerNet
 from models.nets.cpu_inference import run_rnn, tanh
+from models.nets.dropout import Dropout
 
 if TYPE_CHECKING:
     from models.config import ModelConfig
@@ -88,7 +89,7 @@ class ALSTMNet(nn.Module):
         self.fc_out = nn.Linear(hidden_size * 2, 1)
         self.att_net = nn.Sequential()
         self.att_net.add_module("att_fc_in", nn.Linear(hidden_size, half))
-        self.att_net.add_module("att_dropout", nn.Dropout(dropout))
+        self.att_net.add_module("att_dropout", Dropout(dropout))
         self.att_net.add_module("att_act", nn.Tanh())
         self.att_net.add_module("att_fc_out", nn.Linear(half, 1, bias=False))
         self.att_net.add_module("att_softmax", nn.Softmax(dim=1))  # over the time axis

@@ -11,8 +11,9 @@ already); unbounded operators (expanding windows, ``Ref(x, 0)``, EMA) and the ke
 
 Common sub-expressions: every distinct subtree used more than once (and every input of a grouped operator)
 becomes one column, computed once, in stages of ``with_columns`` ordered by dependency. Before that,
-``features.expressions.families`` rewrites the flat Rank, IdxMax, IdxMin, Slope, Rsquare, Resi and Corr into
-internal nodes whose shared steps (lag sweeps, keys, window sums, scaled sides) become such columns.
+``features.expressions.families`` rewrites the flat Rank, IdxMax, IdxMin, Slope, Rsquare, Resi, Corr, Max and
+Min into internal nodes whose shared steps (lag sweeps, keys, window sums, scaled sides, extreme levels) become
+such columns.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ KERNEL_OPS = frozenset(_KERNELS)
 # on a column with any null, which the padding guarantees, and most instruments' series have none (2x faster).
 FLAT_KERNELS = frozenset({"Skew", "Kurt", "Rank", "Mad", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
 # Flat with window n > 0 through ``features.expressions.families`` (which shares work across windows).
-FAMILIES = frozenset({"Rank", "IdxMax", "IdxMin", "Slope", "Rsquare", "Resi", "Corr"})
+FAMILIES = frozenset({"Rank", "IdxMax", "IdxMin", "Slope", "Rsquare", "Resi", "Corr", "Max", "Min"})
 _CENTRED = frozenset({"Skew", "Kurt", "Slope", "Rsquare", "Resi", "Corr", "Cov"})
 
 
@@ -179,7 +180,7 @@ class Plan:
         root_set = set(self.roots)
         self.shared = {n for n in order if isinstance(n, Call) and (uses[n] > 1 or n in root_set)}
         for n in order:
-            if is_grouped(n):
+            if is_grouped(n) or (isinstance(n, Call) and n.op in families.SHARED_ARGS):
                 self.shared.update(a for a in n.args if isinstance(a, Call))
         self.names = {n: f"__e{i}" for i, n in enumerate(x for x in order if x in self.shared)}
         self.stage: dict[Node, int] = {}

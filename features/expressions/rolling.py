@@ -195,7 +195,10 @@ def regression_sums(x: pl.Expr, n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.E
 
 
 def regression_moments(
-    x: pl.Expr, n: int, sums: tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]
+    x: pl.Expr,
+    n: int,
+    sums: tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr],
+    extremes: tuple[pl.Expr, pl.Expr] | None = None,
 ) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
     """(count, sxx, sxy, syy, newest position minus mean position, today's y minus mean y) of the least
     squares of the window's values y on their positions, placed as Qlib's Cython kernels place them: the
@@ -204,7 +207,8 @@ def regression_moments(
 
     Position sums are exact integer sums of row numbers (sxx = (N*Sgg - Sg^2) / N has no rounding before the
     division); the one value sum weighted by position is a Polars weighted window sum on centred weights, so
-    a full window sums (p - mean p) * y directly, without the cancellation of raw sums of p*y."""
+    a full window sums (p - mean p) * y directly, without the cancellation of raw sums of p*y. ``extremes``:
+    the window's largest and least values when the caller has them (else Polars' rolling max / min)."""
     count_i, s_g, s_gg, s_y = sums
     row = _index()
     count = count_i.cast(_F64).replace(0.0, None)  # an empty window gives null, not NaN
@@ -223,7 +227,8 @@ def regression_moments(
     syy = x.rolling_var(_span(n), min_samples=1, ddof=0) * count
     # today's value minus the window's mean; exactly 0 for a constant window (as the former numpy engine), where the
     # rounding of a sum of large values (1e9: about 1e-6) would otherwise show
-    flat = x.rolling_max(_span(n), min_samples=1) == x.rolling_min(_span(n), min_samples=1)
+    top, bottom = extremes or (x.rolling_max(_span(n), min_samples=1), x.rolling_min(_span(n), min_samples=1))
+    flat = top == bottom
     dev = pl.when(flat).then(0.0).otherwise(x - s_y / count)
     return count_i, sxx, sxy, syy, newest, dev
 

@@ -27,6 +27,17 @@ from torch import nn
 
 from models.nets.common import base_rnn, cosine_similarity, last_hidden
 
+# Samples per forward pass when a memory is computed. On the CPU small passes stay in cache: Qlib's IGMTF over 40
+# days of 300 stocks trained 4,540 / 7,070 samples/s at 1 / 2 threads with 512 per pass, 3,600 / 5,240 with 8192
+# (the refresh is as many forward passes as the epoch's own). A GPU wants large passes.
+CPU_MEMORY_CHUNK = 512
+MEMORY_CHUNK = 8192
+
+
+def memory_chunk(device: torch.device | str) -> int:
+    """Samples per forward pass of a memory computation on ``device``."""
+    return CPU_MEMORY_CHUNK if torch.device(device).type == "cpu" else MEMORY_CHUNK
+
 
 @dataclass
 class TrainMemory:
@@ -89,8 +100,10 @@ class IGMTFNet(nn.Module):
         return self.lins(last_hidden(self.rnn, x))
 
     @torch.no_grad()
-    def train_memory(self, x: torch.Tensor, day: torch.Tensor, chunk: int = 8192) -> TrainMemory:
-        """The memory of the training samples ``x`` ([M, T, d_feat]) with day labels ``day`` ([M]), in eval mode."""
+    def train_memory(self, x: torch.Tensor, day: torch.Tensor, chunk: int | None = None) -> TrainMemory:
+        """The memory of the training samples ``x`` ([M, T, d_feat]) with day labels ``day`` ([M]), in eval mode;
+        ``chunk`` samples per forward pass (default: ``memory_chunk``)."""
+        chunk = chunk or memory_chunk(x.device)
         was_training = self.training
         self.eval()
         try:

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.nets.dropout import Dropout
+
 
 class CausalWeightNormConv1d(nn.Conv1d):
     """A causal Conv1d whose weight is ``weight_g * weight_v / ||weight_v||`` (norm per output channel).
@@ -54,8 +56,8 @@ class TemporalBlock(nn.Module):
         self.conv2 = CausalWeightNormConv1d(n_out, n_out, kernel_size, dilation)
         # Slots 1 and 5 hold Qlib's right-end trims; the left-padded convolutions leave nothing to trim.
         self.net = nn.Sequential(
-            self.conv1, nn.Identity(), nn.ReLU(), nn.Dropout(dropout),
-            self.conv2, nn.Identity(), nn.ReLU(), nn.Dropout(dropout),
+            self.conv1, nn.Identity(), nn.ReLU(), Dropout(dropout),
+            self.conv2, nn.Identity(), nn.ReLU(), Dropout(dropout),
         )  # fmt: skip
         self.downsample = nn.Conv1d(n_in, n_out, 1) if n_in != n_out else None
         # Qlib's block redraws conv1 / conv2 weights from N(0, 0.01) here, but under weight_norm that draw is

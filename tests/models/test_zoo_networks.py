@@ -383,3 +383,17 @@ def test_igmtf_gradients_are_reproducible_on_several_cpu_threads() -> None:
     finally:
         torch.set_num_threads(before)
     assert all(torch.equal(grads[0], g) for g in grads[1:])
+
+
+def test_igmtf_memory_does_not_depend_on_the_pass_size() -> None:
+    """The CPU computes the memory in passes of 512 samples (cache-sized), a GPU in 8192: the states are each
+    sample's own, so the pass size only moves rounding."""
+    from models.nets.igmtf import memory_chunk
+
+    assert memory_chunk("cpu") == 512 and memory_chunk(torch.device("cuda", 0)) == 8192
+    torch.manual_seed(0)
+    net = IGMTFNet(6, 16, 2, base_model="LSTM")
+    x, day = torch.randn(30 * 70, 12, 6), torch.arange(30).repeat_interleave(70)
+    small, large = net.train_memory(x, day), net.train_memory(x, day, chunk=8192)
+    assert torch.allclose(small.hidden, large.hidden, atol=1e-6) and torch.equal(small.valid, large.valid)
+    assert torch.allclose(small.day_mean, large.day_mean, atol=1e-6)

@@ -235,7 +235,7 @@ def test_igmtf_memory_is_recomputed_every_epoch_and_at_scoring(monkeypatch: pyte
     means: list[torch.Tensor] = []
     original = feeds.refresh_memory
 
-    def spy(model, feed, days, chunk=feeds.MEMORY_CHUNK):  # type: ignore[no-untyped-def]
+    def spy(model, feed, days, chunk=None):  # type: ignore[no-untyped-def]
         memory = original(model, feed, days, chunk)
         means.append(memory.day_mean.clone())
         return memory

@@ -142,12 +142,29 @@ def finalize_bars(frame: pl.DataFrame) -> pl.DataFrame:
     cols += [pl.col(c).cast(pl.Float64) for c in extras]
     out = frame.select(cols)
     floats = [c for c in out.columns if c not in ("instrument", "date")]
-    return out.with_columns([pl.col(c).fill_nan(None) for c in floats]).sort(["instrument", "date"])
+    out = out.with_columns([pl.col(c).fill_nan(None) for c in floats])
+    # Readers mostly deliver the order already; sorting copies every column.
+    return out if _sorted_by_instrument_date(out) else out.sort(["instrument", "date"])
+
+
+def _sorted_by_instrument_date(frame: pl.DataFrame) -> bool:
+    """Whether the rows are in (instrument, date) order with no null key (two vectorised passes)."""
+    if frame.height < 2:
+        return True
+    inst, date = pl.col("instrument"), pl.col("date")
+    prev_inst, prev_date = inst.shift(1), date.shift(1)
+    in_order = (inst > prev_inst) | ((inst == prev_inst) & (date >= prev_date))
+    ok = frame.select(in_order.slice(1).all() & inst.is_not_null().all() & date.is_not_null().all())
+    return bool(ok.item())
 
 
 def check_bar_values(frame: pl.DataFrame, where: str) -> None:
-    """Reject bars no market can produce: negative or zero prices, negative volume, duplicate dates."""
-    dup = frame.group_by(["instrument", "date"]).len().filter(pl.col("len") > 1)
+    """Reject bars no market can produce: negative or zero prices, negative volume, duplicate dates.
+
+    ``frame`` is in (instrument, date) order, as ``finalize_bars`` returns it: a duplicate is a row equal to
+    the one before it in both keys (no hash table over all rows)."""
+    inst, date = pl.col("instrument"), pl.col("date")
+    dup = frame.filter((inst == inst.shift(1)) & (date == date.shift(1)))
     if dup.height:
         row = dup.row(0, named=True)
         raise SourceError(f"{where}: duplicate date {row['date']} for instrument {row['instrument']}")

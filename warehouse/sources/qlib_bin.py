@@ -170,8 +170,6 @@ class QlibBinSource(BarSource):
         hi = n_cal if end is None else int(np.searchsorted(cal, np.datetime64(end, "D"), "right"))
         names = sorted(self._dirs) if instruments is None else sorted({i.upper() for i in instruments})
         skipped: list[SkippedFile] = []
-        pieces: dict[str, list[np.ndarray]] = {}
-        idx_parts: list[np.ndarray] = []
         fields_seen: set[str] = set()
         per_inst: list[tuple[str, int, int, dict[str, tuple[int, np.ndarray]]]] = []
         for inst in names:
@@ -200,35 +198,34 @@ class QlibBinSource(BarSource):
         if not per_inst:
             return BarsRead(empty_bars(), skipped)
         lengths = np.array([last - first for _, first, last, _ in per_inst])
-        for _, first, last, _ in per_inst:
-            idx_parts.append(np.arange(first, last))
+        offsets = np.concatenate(([0], np.cumsum(lengths)))
+        idx = np.concatenate([np.arange(first, last) for _, first, last, _ in per_inst])
+        # Each field is written once into its final float64 column (float32 widened exactly, so features see
+        # the numbers Qlib reads): no per-instrument pieces to concatenate and widen, which would leave the
+        # process holding several times the bars' size once they are freed.
+        columns: dict[str, np.ndarray] = {}
         for name in sorted(fields_seen):
-            cols = []
-            for _, first, last, fields in per_inst:
-                col = np.full(last - first, np.nan, dtype=np.float32)
+            col = np.full(int(offsets[-1]), np.nan)
+            for (_, first, last, fields), at in zip(per_inst, offsets[:-1], strict=True):
                 if name in fields:
                     s, v = fields[name]
                     a, b = max(s, first), min(s + v.size, last)
                     if b > a:
-                        col[a - first : b - first] = v[a - s : b - s]
-                cols.append(col)
-            pieces[name] = cols
-        idx = np.concatenate(idx_parts)
+                        col[at + a - first : at + b - first] = v[a - s : b - s]
+            columns[name] = col
+        present = [c for c in ("open", "high", "low", "close", "volume") if c in columns]
+        keep = np.logical_or.reduce([~np.isnan(columns[c]) for c in present]) if present else None
         # Instrument names repeated by index gather (no per-row Python objects).
-        names_col = pl.Series("instrument", [inst for inst, *_ in per_inst]).gather(
-            np.repeat(np.arange(len(per_inst)), lengths)
-        )
+        rows = np.repeat(np.arange(len(per_inst)), lengths)
+        names_col = pl.Series("instrument", [inst for inst, *_ in per_inst])
+        if keep is not None and not keep.all():
+            rows, idx = rows[keep], idx[keep]
+            for name in columns:  # one column at a time: the unfiltered ones go as their copies arrive
+                columns[name] = columns[name][keep]
         frame = pl.DataFrame(
-            {
-                "instrument": names_col,
-                "date": cal[idx],
-                # float32 values widened exactly, so features see the same numbers Qlib reads
-                **{name: np.concatenate(cols).astype(np.float64) for name, cols in pieces.items()},
-            }
+            {"instrument": names_col.gather(rows), "date": cal[idx], **{n: c for n, c in columns.items()}}
         )
-        present = [c for c in ("open", "high", "low", "close", "volume") if c in frame.columns]
-        if present:
-            frame = frame.filter(pl.any_horizontal([pl.col(c).is_not_nan() for c in present]))
+        del columns
         bars = finalize_bars(frame)
         try:
             check_bar_values(bars, f"Qlib directory {self.root}")

@@ -139,10 +139,13 @@ def test_common_subexpressions_become_one_column_each(fixture_bars, fixture_cale
     inner = plan.shared - set(plan.roots)
     family = {n for n in inner if n.op in families.OPS}  # shared steps of the window families
     assert 40 < len(inner - family) < 100  # a few dozen shared subtrees (of about 380 distinct nodes)
-    assert len(family) < 70
-    # 6 for the operators themselves; the Rank and IdxMax/IdxMin window families (features.expressions.families)
-    # build each longer window from the shorter ones' columns, one stage per step (up to 60 = 30 + 30)
-    assert max(plan.stage.values()) <= 9
+    # the window sums and moments, Corr's sides, Rank's lag sums, and the extreme levels: 6 per input and
+    # direction (close, high, low, IdxMax's and IdxMin's keys), for spans of 1, 2, 4 ... 32 rows
+    assert sum(1 for n in family if n.op == "_lvl") == 6 * 6
+    assert len(family) < 110
+    # 6 for the operators themselves; the Rank family builds each longer window from the shorter ones' columns,
+    # and an IdxMax key's extreme climbs its levels one stage each
+    assert max(plan.stage.values()) <= 10
 
 
 def test_values_do_not_depend_on_other_columns_in_the_request(market):
