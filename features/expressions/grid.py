@@ -73,8 +73,17 @@ def _lazy(bars: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
 
 def _calendar_index(cal: np.ndarray, days: np.ndarray, instruments: pl.Series) -> np.ndarray:
     """Calendar position of each date; every date must be a trading day."""
-    t = np.searchsorted(cal, days)
-    off = (t >= cal.size) | (cal[np.minimum(t, cal.size - 1)] != days)
+    if days.size > 64 * cal.size:
+        # a table from day number to position: one lookup per row instead of a binary search (35 -> 10 ms for
+        # the CSI300 history)
+        first, ordinal = cal[0].astype(np.int64), days.astype(np.int64)
+        table = np.full(int(cal[-1].astype(np.int64) - first) + 2, -1, dtype=np.int64)
+        table[cal.astype(np.int64) - first] = np.arange(cal.size)
+        t = table[np.clip(ordinal - first, -1, table.size - 1)]  # -1 and the last slot: outside the calendar
+        off = t < 0
+    else:
+        t = np.searchsorted(cal, days)
+        off = (t >= cal.size) | (cal[np.minimum(t, cal.size - 1)] != days)
     if off.any():
         k = int(np.flatnonzero(off)[0])
         raise ValueError(
@@ -82,6 +91,16 @@ def _calendar_index(cal: np.ndarray, days: np.ndarray, instruments: pl.Series) -
             f"{instruments[k]} on {days[k]}"
         )
     return t
+
+
+def _instrument_codes(names: pl.Series, instruments: pl.Series) -> np.ndarray:
+    """Position of each row's instrument in ``names`` (sorted, and holding every instrument of the rows)."""
+    # Rows grouped by instrument in name order (as the warehouse and the readers deliver them): the run number
+    # is the position (4 + 6 ms for the CSI300 history, against 56 ms for a binary search of every row's name).
+    runs = instruments.rle_id()
+    if runs.len() and runs[-1] + 1 == names.len() and (names.gather(runs) == instruments).all():
+        return runs.to_numpy().astype(np.int64)
+    return names.search_sorted(instruments).to_numpy()
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -160,7 +179,7 @@ def build_grid(
     slot[kept] = np.arange(kept.size)
 
     t = _calendar_index(cal, frame["date"].to_numpy().astype("datetime64[D]"), frame["instrument"])
-    code = slot[names.search_sorted(frame["instrument"]).to_numpy()]
+    code = slot[_instrument_codes(names, frame["instrument"])]
     inside = code >= 0
     inside[inside] &= (t[inside] >= seg_first[kept][code[inside]]) & (t[inside] <= seg_last[kept][code[inside]])
     row = base[code[inside]] + (t[inside] - seg_first[kept][code[inside]])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import polars as pl
 import pytest
@@ -200,3 +202,30 @@ def test_window_families_equal_each_window_alone(market):
     for name, text in exprs:
         alone = compute_columns([(name, text)], bars, cal)
         assert np.array_equal(alone[name].to_numpy(), together[name].to_numpy(), equal_nan=True), name
+
+
+def test_the_grid_lookups_give_the_same_frame_for_any_row_order():
+    # 120 instruments x 30 trading days: more rows than 64 per calendar day (positions from a day table), rows
+    # grouped by instrument (run numbers) or shuffled (binary searches of the names): the same frame
+    cal = [d for d in (dt.date(2021, 1, 4) + dt.timedelta(days=i) for i in range(42)) if d.weekday() < 5]
+    names = [f"S{i:03d}" for i in range(120)]
+    rng = np.random.default_rng(7)
+    close = rng.lognormal(size=len(names) * len(cal))
+    bars = pl.DataFrame(
+        {"instrument": np.repeat(names, len(cal)), "date": cal * len(names), "close": close, "open": close * 1.01}
+    )
+    columns = [("m", "Mean($close, 5)"), ("r", "Ref($close, 2) / $open"), ("x", "Max($close, 3)")]
+    ordered = compute_columns(columns, bars, cal)
+    assert ordered.height == bars.height
+    assert ordered.equals(compute_columns(columns, bars.sample(fraction=1.0, shuffle=True, seed=3), cal))
+    # a row on a Saturday inside an instrument's span: found by the day table (its first and last day are fine)
+    saturday = (
+        bars.filter(pl.col("instrument") == "S005").head(1).with_columns(pl.lit(dt.date(2021, 1, 9)).alias("date"))
+    )
+    with pytest.raises(
+        ValueError,
+        match="1 instrument\\(s\\)/row\\(s\\) on dates outside the calendar, e.g. instrument S005 on 2021-01-09",
+    ):
+        compute_columns(columns, pl.concat([bars, saturday]), cal)
+    with pytest.raises(ValueError, match="outside the calendar, e.g. instrument S000 on 2021-02-12"):
+        compute_columns(columns, bars, cal[:-1])
