@@ -75,13 +75,12 @@ def read_bars(root: Path, instruments: list[str]) -> tuple[pl.DataFrame, list[dt
 def _held_gb(frame: pl.DataFrame) -> float:
     """The frame's buffers, each counted once: the all-null columns of an absent field (Alpha360's 60 VWAP
     columns) share one, which ``estimated_size`` counts per column."""
-    seen, total = set(), 0
+    total, null_counted = 0, False
     for s in frame.get_columns():
-        key = (s.dtype, s.null_count() == s.len() and s.dtype == pl.Float32)
-        if key[1] and key in seen:
-            continue
-        seen.add(key)
-        total += s.estimated_size()
+        shared_null = s.dtype == pl.Float32 and s.null_count() == s.len()
+        if not (shared_null and null_counted):
+            total += s.estimated_size()
+        null_counted |= shared_null
     return total / 1e9
 
 

@@ -222,9 +222,7 @@ class QlibBinSource(BarSource):
             rows, idx = rows[keep], idx[keep]
             for name in columns:  # one column at a time: the unfiltered ones go as their copies arrive
                 columns[name] = columns[name][keep]
-        frame = pl.DataFrame(
-            {"instrument": names_col.gather(rows), "date": cal[idx], **{n: c for n, c in columns.items()}}
-        )
+        frame = pl.DataFrame({"instrument": names_col.gather(rows), "date": cal[idx], **columns})
         del columns
         bars = finalize_bars(frame)
         try:
