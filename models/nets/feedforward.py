@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.nets import onednn
+from models.nets.dropout import Dropout
 
 
 class _FeedForward(torch.autograd.Function):
@@ -65,7 +66,14 @@ def fused_applies(layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> bool:
 
 class EncoderLayer(nn.TransformerEncoderLayer):
     """``nn.TransformerEncoderLayer`` (same sub-modules, parameters and initialisation) whose feed-forward block
-    runs fused on the CPU (see the module's docstring)."""
+    runs fused on the CPU (see the module's docstring), and whose dropouts draw PyTorch's masks more cheaply on
+    the CPU (``models.nets.dropout``)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.dropout, self.dropout1, self.dropout2 = (
+            Dropout(m.p) for m in (self.dropout, self.dropout1, self.dropout2)
+        )
 
     def _ff_block(self, x: torch.Tensor) -> torch.Tensor:
         if not fused_applies(self, x):

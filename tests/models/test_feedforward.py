@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from models.nets import feedforward
+from models.nets.dropout import Dropout
 from models.nets.feedforward import EncoderLayer
 
 
@@ -63,6 +64,7 @@ def test_active_dropout_runs_pytorch_block(monkeypatch: pytest.MonkeyPatch) -> N
     calls: list[int] = []
     monkeypatch.setattr(feedforward._FeedForward, "apply", lambda *a: calls.append(1))
     ours, theirs = _pair(dropout=0.3)
+    assert all(type(m) is Dropout for m in (ours.dropout, ours.dropout1, ours.dropout2))
     x = torch.randn(6, 4, 16)
     torch.manual_seed(7)
     out_ours = ours(x)
