@@ -137,6 +137,12 @@ def constant_columns(roots: Sequence[Node]) -> dict[str, tuple[float, str]]:
     return out
 
 
+def output_form(e: pl.Expr, node: Node) -> pl.Expr:
+    """A column's published form: Float32, Qlib's NaN as null (booleans as 0/1)."""
+    # (``fill_nan`` would evaluate ``e`` twice)
+    return e.cast(pl.Float32).replace(float("nan"), None)
+
+
 def _is_nan(e: pl.Expr, node: Node) -> pl.Expr | None:
     return e.is_nan() if dtype(node) in ("f32", "f64") else None
 
@@ -179,6 +185,9 @@ class Plan:
             visit(r)
         root_set = set(self.roots)
         self.shared = {n for n in order if isinstance(n, Call) and (uses[n] > 1 or n in root_set)}
+        # Roots nothing else reads are computed in their output form (Float32, NaN as null) by their stage: the
+        # chunk then holds them at half the size until its end, and its last step only drops the padding rows.
+        self.final = {n for n in self.roots if isinstance(n, Call) and uses[n] == 1}
         for n in order:
             if is_grouped(n) or (isinstance(n, Call) and n.op in families.SHARED_ARGS):
                 self.shared.update(a for a in n.args if isinstance(a, Call))
@@ -206,7 +215,8 @@ class Plan:
         n_stages = max(self.stage.values(), default=0)
         out: list[list[pl.Expr]] = [[] for _ in range(n_stages)]
         for node, s in self.stage.items():
-            out[s - 1].append(self.build(node, top=True).alias(self.names[node]))
+            e = self.build(node, top=True)
+            out[s - 1].append((output_form(e, node) if node in self.final else e).alias(self.names[node]))
         return out
 
     # ------------------------------------------------------------------ node -> expression

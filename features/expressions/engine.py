@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
 
 from features.dates import DateLike
-from features.expressions.compiler import Plan, constant_columns, flat_reach
+from features.expressions.compiler import Plan, constant_columns, flat_reach, output_form
 from features.expressions.grid import CalendarLike, build_grid
 from features.expressions.nodes import Call, ExpressionError, Field, Node, fields, walk
-from features.expressions.operators import cross_sectional, dtype, reach
+from features.expressions.operators import cross_sectional, reach
 from features.expressions.parser import parse
 
 # Fields a column cannot do without unless told otherwise (today's Alpha158/Alpha360/label contract):
 # reading one that bars lacks is an error; any other absent (or all-null) field makes its columns all-null.
 DEFAULT_REQUIRED = ("open", "high", "low", "close", "volume")
-# Cells of intermediate columns of the chunks of instruments in flight (about 0.5 GB of float64).
+# Cells of intermediate columns of the chunk of instruments in flight (about 0.5 GB of float64).
 CHUNK_CELLS = 1 << 26
-# Chunks computed at once (at most the cores Polars uses).
-_WORKERS = max(1, min(2, pl.thread_pool_size()))
 
 
 def _empty(columns: Sequence[str]) -> pl.DataFrame:
@@ -98,21 +95,11 @@ def compute_columns(
     if cross:
         slices = [(0, grid.frame.height)]
     else:
-        # each of the workers holds one chunk's intermediates, so together they stay within CHUNK_CELLS
-        cells = CHUNK_CELLS // (_WORKERS * max(1, len(plan.shared)))
-        slices = grid.chunks(max(4 * grid.pad, cells))
+        slices = grid.chunks(max(4 * grid.pad, CHUNK_CELLS // max(1, len(plan.shared))))
     query = _query(plan, live, list(grid.frame.columns))
-
-    def run(piece: tuple[int, int]) -> pl.DataFrame:
-        return query(_with_constants(grid.frame.slice(*piece), plan))
-
-    # Much of a chunk's plan runs on one core (window contexts, sequential stages); Polars releases the GIL,
-    # so two chunks at once use both cores.
-    if len(slices) > 1 and _WORKERS > 1:
-        with ThreadPoolExecutor(_WORKERS) as pool:
-            parts = list(pool.map(run, slices))
-    else:
-        parts = [run(piece) for piece in slices]
+    # One chunk at a time: each stage's expressions keep Polars' threads busy (two chunks in flight, as
+    # before, were no faster on 2 cores and held twice the scratch, which the allocator then keeps resident).
+    parts = [query(_with_constants(grid.frame.slice(*piece), plan)) for piece in slices]
     result = pl.concat(parts) if len(parts) > 1 else parts[0]
     seg = result["_seg"].to_numpy()
     t = result["_t"].to_numpy()
@@ -143,9 +130,7 @@ def _query(plan: Plan, live: list[tuple[str, Node]], meta: list[str]):
     outputs = []
     for (name, _), root in zip(live, plan.roots, strict=True):
         e = pl.col(plan.column(root))
-        if dtype(root) == "bool":
-            e = e.cast(pl.Float32)
-        outputs.append(e.cast(pl.Float32).fill_nan(None).alias(name))
+        outputs.append((e if root in plan.final else output_form(e, root)).alias(name))
     # Sub-expressions are shared by construction; Polars' own elimination still pays inside the kernels.
     # The in-memory engine runs wide with_columns far faster than the streaming default.
     opts = pl.QueryOptFlags(comm_subexpr_elim=True, cluster_with_columns=False)
