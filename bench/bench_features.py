@@ -20,6 +20,7 @@ import datetime as dt
 import os
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,8 +37,28 @@ SETS = ("alpha158", "alpha360", "label")
 LABEL_EXPR = "Ref($close, -2)/Ref($close, -1) - 1"
 
 
+class _RssWatch:
+    """The highest RSS seen by polling every 10 ms: the kernel's high-water mark (ru_maxrss) is only brought
+    up to date when the RSS is about to shrink, so read mid-run it can be below the RSS of the moment."""
+
+    def __init__(self) -> None:
+        self.high = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.01):
+            self.high = max(self.high, rss_gb())
+
+
+_WATCH: _RssWatch | None = None
+
+
 def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+    """The process's peak RSS so far (GB): the larger of the kernel's mark and the polled RSS."""
+    polled = _WATCH.high if _WATCH is not None else 0.0
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, polled, rss_gb())  # KiB on Linux
 
 
 def rss_gb() -> float:
@@ -131,6 +152,8 @@ def main() -> int:
     parser.add_argument("--qlib-kernels", type=int, default=None, help="default: Qlib's own default")
     args = parser.parse_args()
 
+    global _WATCH
+    _WATCH = _RssWatch()
     names = universe(args.data)
     t = time.perf_counter()
     bars, cal = read_bars(args.data, names)

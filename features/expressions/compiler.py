@@ -185,8 +185,8 @@ class Plan:
             visit(r)
         root_set = set(self.roots)
         self.shared = {n for n in order if isinstance(n, Call) and (uses[n] > 1 or n in root_set)}
-        # Roots nothing else reads are computed in their output form (Float32, NaN as null) by their stage: the
-        # chunk then holds them at half the size until its end, and its last step only drops the padding rows.
+        # Roots nothing else reads are computed by the chunk's last step, each straight into its published form
+        # on the output rows (no stage holds them): a chunk's scratch is then its shared intermediates only.
         self.final = {n for n in self.roots if isinstance(n, Call) and uses[n] == 1}
         for n in order:
             if is_grouped(n) or (isinstance(n, Call) and n.op in families.SHARED_ARGS):
@@ -194,7 +194,7 @@ class Plan:
         self.names = {n: f"__e{i}" for i, n in enumerate(x for x in order if x in self.shared)}
         self.stage: dict[Node, int] = {}
         for n in order:  # children first, so every dependency has its stage already
-            if n in self.shared:
+            if n in self.shared and n not in self.final:
                 self.stage[n] = 1 + max((self.stage[d] for d in self._deps(n)), default=0)
 
     def _deps(self, node: Node) -> set[Node]:
@@ -215,8 +215,7 @@ class Plan:
         n_stages = max(self.stage.values(), default=0)
         out: list[list[pl.Expr]] = [[] for _ in range(n_stages)]
         for node, s in self.stage.items():
-            e = self.build(node, top=True)
-            out[s - 1].append((output_form(e, node) if node in self.final else e).alias(self.names[node]))
+            out[s - 1].append(self.build(node, top=True).alias(self.names[node]))
         return out
 
     # ------------------------------------------------------------------ node -> expression

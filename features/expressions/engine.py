@@ -101,10 +101,10 @@ def compute_columns(
     # before, were no faster on 2 cores and held twice the scratch, which the allocator then keeps resident).
     parts = [query(_with_constants(grid.frame.slice(*piece), plan)) for piece in slices]
     result = pl.concat(parts) if len(parts) > 1 else parts[0]
-    seg = result["_seg"].to_numpy()
-    t = result["_t"].to_numpy()
-    instrument = grid.instruments.gather(seg).alias("instrument")
-    date = grid.calendar.gather(t.astype(np.int64)).alias("date")
+    instruments, calendar_days = grid.instruments, grid.calendar
+    del grid, plan, query  # the padded frame goes before the output's own columns are built
+    instrument = instruments.gather(result["_seg"]).alias("instrument")
+    date = calendar_days.gather(result["_t"]).alias("date")
     nulls = pl.repeat(None, result.height, dtype=pl.Float32, eager=True)
     by_name = {n: result[n] for n, _ in live}
     series = [instrument, date] + [by_name[n] if n in by_name else nulls.alias(n) for n in names]
@@ -127,10 +127,11 @@ def _query(plan: Plan, live: list[tuple[str, Node]], meta: list[str]):
     last_use = _last_use(plan, len(stages))
     born = {plan.names[n]: st for n, st in plan.stage.items()}  # fields are there from the start
     meta = [c for c in meta if c.startswith("_")] + list(constant_columns(plan.roots))
-    outputs = []
+    out_rows = pl.col("_out")
+    outputs = [pl.col("_seg").filter(out_rows), pl.col("_t").filter(out_rows)]
     for (name, _), root in zip(live, plan.roots, strict=True):
-        e = pl.col(plan.column(root))
-        outputs.append((e if root in plan.final else output_form(e, root)).alias(name))
+        e = plan.build(root, top=True) if root in plan.final else pl.col(plan.column(root))
+        outputs.append(output_form(e, root).filter(out_rows).alias(name))
     # Sub-expressions are shared by construction; Polars' own elimination still pays inside the kernels.
     # The in-memory engine runs wide with_columns far faster than the streaming default.
     opts = pl.QueryOptFlags(comm_subexpr_elim=True, cluster_with_columns=False)
@@ -141,8 +142,7 @@ def _query(plan: Plan, live: list[tuple[str, Node]], meta: list[str]):
             lazy = lazy.with_columns(exprs)
             keep = [c for c, last in last_use.items() if last > s and born.get(c, 0) <= s]
             lazy = lazy.select(*meta, *keep)
-        return lazy.filter(pl.col("_out")).select("_seg", "_t", *outputs).collect(engine="in-memory",
-                                                                                  optimizations=opts)  # fmt: skip
+        return lazy.select(outputs).collect(engine="in-memory", optimizations=opts)
 
     return run
 
@@ -156,7 +156,8 @@ def _last_use(plan: Plan, n_stages: int) -> dict[str, int]:
             col = plan.column(dep)
             last[col] = max(last.get(col, 0), s)
     for root in plan.roots:
-        last[plan.column(root)] = n_stages + 1
+        for dep in _reads(plan, root, top=True) if root in plan.final else [root]:
+            last[plan.column(dep)] = n_stages + 1
     return last
 
 

@@ -72,23 +72,29 @@ def _lazy(bars: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _calendar_index(cal: np.ndarray, days: np.ndarray, instruments: pl.Series) -> np.ndarray:
-    """Calendar position of each date; every date must be a trading day."""
+    """Calendar position of each date (``datetime64[D]``, or integer days since 1970-01-01 as Polars stores a
+    Date); every date must be a trading day."""
+    ordinal = days.view(np.int64) if days.dtype.kind == "M" else days  # NaT is the least int64
     if days.size > 64 * cal.size:
         # a table from day number to position: one lookup per row instead of a binary search (35 -> 10 ms for
         # the CSI300 history)
-        first, ordinal = cal[0].astype(np.int64), days.astype(np.int64)
-        table = np.full(int(cal[-1].astype(np.int64) - first) + 2, -1, dtype=np.int64)
+        first = cal[0].astype(np.int64)
+        table = np.full(int(cal[-1].astype(np.int64) - first) + 2, -1, dtype=np.int32)
         table[cal.astype(np.int64) - first] = np.arange(cal.size)
-        t = table[np.clip(ordinal - first, -1, table.size - 1)]  # -1 and the last slot: outside the calendar
+        slot = ordinal - first.astype(ordinal.dtype)
+        np.clip(slot, -1, table.size - 1, out=slot)  # -1 and the last slot: outside the calendar
+        t = table[slot]
+        del slot
         off = t < 0
     else:
-        t = np.searchsorted(cal, days)
-        off = (t >= cal.size) | (cal[np.minimum(t, cal.size - 1)] != days)
+        on_days = ordinal.astype("datetime64[D]")
+        t = np.searchsorted(cal, on_days)
+        off = (t >= cal.size) | (cal[np.minimum(t, cal.size - 1)] != on_days)
     if off.any():
         k = int(np.flatnonzero(off)[0])
         raise ValueError(
             f"bars has {int(off.sum())} instrument(s)/row(s) on dates outside the calendar, e.g. instrument "
-            f"{instruments[k]} on {days[k]}"
+            f"{instruments[k]} on {ordinal[k : k + 1].astype('datetime64[D]')[0]}"
         )
     return t
 
@@ -96,20 +102,16 @@ def _calendar_index(cal: np.ndarray, days: np.ndarray, instruments: pl.Series) -
 def _instrument_codes(names: pl.Series, instruments: pl.Series) -> np.ndarray:
     """Position of each row's instrument in ``names`` (sorted, and holding every instrument of the rows)."""
     # Rows grouped by instrument in name order (as the warehouse and the readers deliver them): the run number
-    # is the position (4 + 6 ms for the CSI300 history, against 56 ms for a binary search of every row's name).
+    # is the position (4 + 6 ms for the CSI300 history, against 56 ms for a binary search of every row's name),
+    # checked on the runs' values, one per instrument.
     runs = instruments.rle_id()
-    if runs.len() and runs[-1] + 1 == names.len() and (names.gather(runs) == instruments).all():
-        return runs.to_numpy().astype(np.int64)
+    if (
+        runs.len()
+        and runs[-1] + 1 == names.len()
+        and instruments.rle().struct.field("value").equals(names, check_names=False)
+    ):
+        return runs.to_numpy()
     return names.search_sorted(instruments).to_numpy()
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + n)`` for each pair, vectorised."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.repeat(starts, lengths) + (np.arange(total, dtype=np.int64) - offsets)
 
 
 def build_grid(
@@ -175,27 +177,39 @@ def build_grid(
     stride = seg_len + pad
     base = np.cumsum(stride) - seg_len  # first real row of each kept instrument
     n_rows = int(stride.sum())
-    slot = np.full(names.len(), -1, dtype=np.int64)  # instrument number -> kept number
+    slot = np.full(names.len(), -1, dtype=np.int32)  # instrument number -> kept number
     slot[kept] = np.arange(kept.size)
 
-    t = _calendar_index(cal, frame["date"].to_numpy().astype("datetime64[D]"), frame["instrument"])
+    if frame["date"].null_count():
+        row = frame.filter(pl.col("date").is_null()).row(0, named=True)
+        raise ValueError(f"bars has rows without a date, e.g. instrument {row['instrument']}")
+    # Polars' days since 1970 as they are stored (no copy)
+    t = _calendar_index(cal, frame["date"].to_physical().to_numpy(), frame["instrument"])
     code = slot[_instrument_codes(names, frame["instrument"])]
+    # The rows were cut to [lo, hi], and an instrument's rows lie between its first and last day, so every row of
+    # a kept instrument falls within its segment: its grid row is its calendar position plus the instrument's
+    # offset.
     inside = code >= 0
-    inside[inside] &= (t[inside] >= seg_first[kept][code[inside]]) & (t[inside] <= seg_last[kept][code[inside]])
-    row = base[code[inside]] + (t[inside] - seg_first[kept][code[inside]])
-    if np.bincount(row, minlength=n_rows).max(initial=0) > 1:
+    every = bool(inside.all())
+    to_row = (base - seg_first[kept]).astype(np.int64 if n_rows >= 1 << 31 else np.int32)
+    row = t + to_row[code] if every else t[inside] + to_row[code[inside]]
+    del t, code
+    # rows delivered in grid order (the warehouse's and the readers' order) are strictly increasing: no duplicate
+    if row.size > 1 and not (row[1:] > row[:-1]).all() and np.bincount(row, minlength=n_rows).max() > 1:
         dup = frame.filter(frame.select(["instrument", "date"]).is_duplicated()).row(0, named=True)
         raise ValueError(f"bars has duplicate rows for instrument {dup['instrument']} on {dup['date']}")
 
-    real = _ranges(base, seg_len)
-    seg = np.full(n_rows, -1, dtype=np.int32)
-    seg[real] = np.repeat(np.arange(kept.size, dtype=np.int32), seg_len)
-    tt = np.zeros(n_rows, dtype=np.int32)
-    tt[real] = _ranges(seg_first[kept], seg_len)
+    # blocks of padding then real rows, one pair per kept instrument
+    lengths = np.column_stack([np.full(kept.size, pad), seg_len]).ravel()
+    seg = np.repeat(np.column_stack([np.full(kept.size, -1), np.arange(kept.size)]).ravel().astype(np.int32), lengths)
+    tt = np.arange(n_rows, dtype=np.int64 if n_rows >= 1 << 31 else np.int32)
+    tt -= np.repeat(np.column_stack([np.zeros_like(to_row), to_row]).ravel(), lengths)
+    padding = seg < 0
+    tt[padding] = 0
     columns: dict[str, pl.Series] = {
         "_seg": pl.Series("_seg", seg),
-        "_t": pl.Series("_t", tt),
-        "_out": pl.Series("_out", (seg >= 0) & (tt >= s_idx) & (tt <= e_idx)),
+        "_t": pl.Series("_t", tt.astype(np.int32, copy=False)),
+        "_out": pl.Series("_out", ~padding & (tt >= s_idx) & (tt <= e_idx)),
     }
     if members is not None:
         columns["_member"] = pl.Series("_member", _member_mask(members, cal, names, slot, base, seg_first[kept],
@@ -204,7 +218,8 @@ def build_grid(
         if name not in present:
             continue
         values = np.full(n_rows, np.nan, dtype=np.float32)
-        values[row] = frame[name].fill_null(np.nan).to_numpy()[inside]
+        source = frame[name].fill_null(np.nan).to_numpy()
+        values[row] = source if every else source[inside]
         columns[f"${name}"] = pl.Series(f"${name}", values)
     longest = int(seg_len.max()) if seg_len.size else 1
     blocks = np.append(base - pad, n_rows)

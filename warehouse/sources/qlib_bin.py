@@ -82,27 +82,34 @@ def read_membership_file(path: Path, skipped: list[SkippedFile] | None = None) -
     return pl.DataFrame(rows, schema=MEMBERSHIP_SCHEMA, orient="row").sort(["instrument", "start_date"])
 
 
-def read_field_file(path: Path, n_calendar: int) -> tuple[int, np.ndarray]:
-    """(calendar index of the first value, float32 values); checks the length against the calendar."""
+def read_field_header(path: Path, n_calendar: int) -> tuple[int, int]:
+    """(calendar index of the first value, number of values) of a field file, from its size and its first
+    four bytes; checks the length against the calendar."""
     size = path.stat().st_size
     if size % 4:
         raise SourceError(f"{path}: size {size} bytes is not a whole number of float32 values")
-    raw = np.fromfile(path, dtype="<f4")
-    if raw.size == 0:
+    if size == 0:
         raise SourceError(f"{path}: empty file (no start index)")
-    start = raw[0]
+    start = np.fromfile(path, dtype="<f4", count=1)[0]
     if not np.isfinite(start) or start < 0 or start != int(start):
         raise SourceError(f"{path}: invalid start index {start!r}")
-    start = int(start)
-    values = raw[1:]
-    if values.size == 0:  # a start index and no series: parses, carries nothing
+    start, count = int(start), size // 4 - 1
+    if count == 0:  # a start index and no series: parses, carries nothing
         raise SourceError(f"{path}: start index {start} but no values (an empty series)")
-    if start + values.size > n_calendar:
+    if start + count > n_calendar:
         raise SourceError(
-            f"{path}: start index {start} plus {values.size} values runs past the calendar's "
+            f"{path}: start index {start} plus {count} values runs past the calendar's "
             f"{n_calendar} days (length disagrees with the start index)"
         )
-    return start, values
+    return start, count
+
+
+def _read_values(path: Path, skip: int, count: int) -> np.ndarray:
+    """``count`` float32 values of a field file from its ``skip``-th value on."""
+    values = np.fromfile(path, dtype="<f4", count=count, offset=4 * (1 + skip))
+    if values.size != count:
+        raise SourceError(f"{path}: changed while being read ({values.size} of {count} values)")
+    return values
 
 
 class QlibBinSource(BarSource):
@@ -152,13 +159,12 @@ class QlibBinSource(BarSource):
             if not close.is_file():
                 continue
             try:
-                start, values = read_field_file(close, n)
+                start, count = read_field_header(close, n)
             except SourceError:
                 if self.on_bad_file != "skip":
                     raise
                 continue  # read_bars reports the bad file when it skips the instrument
-            if values.size:
-                rows.append((inst, self._calendar[start], self._calendar[start + values.size - 1]))
+            rows.append((inst, self._calendar[start], self._calendar[start + count - 1]))
         return pl.DataFrame(rows, schema=MEMBERSHIP_SCHEMA, orient="row")
 
     def read_bars(
@@ -171,14 +177,16 @@ class QlibBinSource(BarSource):
         names = sorted(self._dirs) if instruments is None else sorted({i.upper() for i in instruments})
         skipped: list[SkippedFile] = []
         fields_seen: set[str] = set()
-        per_inst: list[tuple[str, int, int, dict[str, tuple[int, np.ndarray]]]] = []
+        # (instrument, first, last, field -> (path, start, count)): the headers first, so that each file's
+        # values go straight into their final column below, one file at a time
+        per_inst: list[tuple[str, int, int, dict[str, tuple[Path, int, int]]]] = []
         for inst in names:
             folder = self._dirs.get(inst)
             if folder is None:
                 continue  # members without files are reported by the coverage check, not here
             try:
                 fields = {
-                    f.name[: -len(FREQ_SUFFIX)]: read_field_file(f, n_cal)
+                    f.name[: -len(FREQ_SUFFIX)]: (f, *read_field_header(f, n_cal))
                     for f in sorted(folder.glob(f"*{FREQ_SUFFIX}"))
                 }
             except SourceError as exc:
@@ -188,8 +196,8 @@ class QlibBinSource(BarSource):
                 continue
             if not fields:
                 continue
-            first = min(s for s, _ in fields.values())
-            last = max(s + v.size for s, v in fields.values())
+            first = min(s for _, s, _ in fields.values())
+            last = max(s + n for _, s, n in fields.values())
             first, last = max(first, lo), min(last, hi)
             if last <= first:
                 continue
@@ -200,18 +208,18 @@ class QlibBinSource(BarSource):
         lengths = np.array([last - first for _, first, last, _ in per_inst])
         offsets = np.concatenate(([0], np.cumsum(lengths)))
         idx = np.concatenate([np.arange(first, last) for _, first, last, _ in per_inst])
-        # Each field is written once into its final float64 column (float32 widened exactly, so features see
-        # the numbers Qlib reads): no per-instrument pieces to concatenate and widen, which would leave the
+        # Each file is read into its place in its field's float64 column (float32 widened exactly, so features
+        # see the numbers Qlib reads): no per-instrument arrays held until all are read, which would leave the
         # process holding several times the bars' size once they are freed.
         columns: dict[str, np.ndarray] = {}
         for name in sorted(fields_seen):
             col = np.full(int(offsets[-1]), np.nan)
             for (_, first, last, fields), at in zip(per_inst, offsets[:-1], strict=True):
                 if name in fields:
-                    s, v = fields[name]
-                    a, b = max(s, first), min(s + v.size, last)
+                    path, s, n = fields[name]
+                    a, b = max(s, first), min(s + n, last)
                     if b > a:
-                        col[at + a - first : at + b - first] = v[a - s : b - s]
+                        col[at + a - first : at + b - first] = _read_values(path, a - s, b - a)
             columns[name] = col
         present = [c for c in ("open", "high", "low", "close", "volume") if c in columns]
         keep = np.logical_or.reduce([~np.isnan(columns[c]) for c in present]) if present else None
