@@ -83,8 +83,8 @@ def _calendar_index(cal: np.ndarray, days: np.ndarray, instruments: pl.Series) -
         table[cal.astype(np.int64) - first] = np.arange(cal.size)
         slot = ordinal - first.astype(ordinal.dtype)
         np.clip(slot, -1, table.size - 1, out=slot)  # -1 and the last slot: outside the calendar
-        t = table[slot]
-        del slot
+        # in place where the types allow; -1 wraps round to the last slot
+        t = np.take(table, slot, out=slot if slot.dtype == table.dtype else None, mode="wrap")
         off = t < 0
     else:
         on_days = ordinal.astype("datetime64[D]")
@@ -99,19 +99,15 @@ def _calendar_index(cal: np.ndarray, days: np.ndarray, instruments: pl.Series) -
     return t
 
 
-def _instrument_codes(names: pl.Series, instruments: pl.Series) -> np.ndarray:
-    """Position of each row's instrument in ``names`` (sorted, and holding every instrument of the rows)."""
-    # Rows grouped by instrument in name order (as the warehouse and the readers deliver them): the run number
-    # is the position (4 + 6 ms for the CSI300 history, against 56 ms for a binary search of every row's name),
-    # checked on the runs' values, one per instrument.
-    runs = instruments.rle_id()
-    if (
-        runs.len()
-        and runs[-1] + 1 == names.len()
-        and instruments.rle().struct.field("value").equals(names, check_names=False)
-    ):
-        return runs.to_numpy()
-    return names.search_sorted(instruments).to_numpy()
+def _instrument_runs(names: pl.Series, instruments: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """(position in ``names``, row count) of each run of equal instruments when the rows are grouped by
+    instrument in name order (as the warehouse and the readers deliver them; one entry per instrument), else
+    None. ``names`` is sorted and holds every instrument of the rows."""
+    runs = instruments.rle()
+    values = runs.struct.field("value")
+    if values.len() > 1 and not (values.slice(1) > values.slice(0, values.len() - 1)).all():
+        return None
+    return names.search_sorted(values).to_numpy(), runs.struct.field("len").to_numpy()
 
 
 def build_grid(
@@ -180,20 +176,26 @@ def build_grid(
     slot = np.full(names.len(), -1, dtype=np.int32)  # instrument number -> kept number
     slot[kept] = np.arange(kept.size)
 
-    if frame["date"].null_count():
-        row = frame.filter(pl.col("date").is_null()).row(0, named=True)
-        raise ValueError(f"bars has rows without a date, e.g. instrument {row['instrument']}")
-    # Polars' days since 1970 as they are stored (no copy)
+    # Polars' days since 1970 as they are stored (no copy; the date filter above left no null)
     t = _calendar_index(cal, frame["date"].to_physical().to_numpy(), frame["instrument"])
-    code = slot[_instrument_codes(names, frame["instrument"])]
     # The rows were cut to [lo, hi], and an instrument's rows lie between its first and last day, so every row of
     # a kept instrument falls within its segment: its grid row is its calendar position plus the instrument's
     # offset.
-    inside = code >= 0
-    every = bool(inside.all())
     to_row = (base - seg_first[kept]).astype(np.int64 if n_rows >= 1 << 31 else np.int32)
-    row = t + to_row[code] if every else t[inside] + to_row[code[inside]]
-    del t, code
+    runs = _instrument_runs(names, frame["instrument"])
+    if runs is None:  # rows in any order: each row's instrument by binary search
+        code = slot[names.search_sorted(frame["instrument"]).to_numpy()]
+        inside = code >= 0
+        every = bool(inside.all())
+        row = t + to_row[code] if every else t[inside] + to_row[code[inside]]
+        del code
+    else:  # one offset per run, added in place
+        run_slot, run_len = slot[runs[0]], runs[1]
+        every = bool((run_slot >= 0).all())
+        inside = None if every else np.repeat(run_slot >= 0, run_len)
+        row = t.astype(to_row.dtype, copy=False) if every else t[inside].astype(to_row.dtype, copy=False)
+        row += np.repeat(to_row[run_slot[run_slot >= 0]], run_len[run_slot >= 0])
+    del t
     # rows delivered in grid order (the warehouse's and the readers' order) are strictly increasing: no duplicate
     if row.size > 1 and not (row[1:] > row[:-1]).all() and np.bincount(row, minlength=n_rows).max() > 1:
         dup = frame.filter(frame.select(["instrument", "date"]).is_duplicated()).row(0, named=True)

@@ -229,3 +229,10 @@ def test_the_grid_lookups_give_the_same_frame_for_any_row_order():
         compute_columns(columns, pl.concat([bars, saturday]), cal)
     with pytest.raises(ValueError, match="outside the calendar, e.g. instrument S000 on 2021-02-12"):
         compute_columns(columns, bars, cal[:-1])
+    # ten instruments end early: a window after their last day leaves them out (run offsets for the others)
+    early = pl.col("instrument").is_in(names[10:20]) & (pl.col("date") > cal[15])
+    cut = bars.filter(~early)
+    window = compute_columns(columns, cut, cal, cal[20], cal[-1])
+    assert window.height == 110 * (len(cal) - 20)
+    assert window.equals(compute_columns(columns, cut.sample(fraction=1.0, shuffle=True, seed=5), cal, cal[20]))
+    assert window.equals(compute_columns(columns, cut, cal).filter(pl.col("date") >= cal[20]))
