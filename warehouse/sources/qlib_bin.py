@@ -9,6 +9,7 @@ This is also the layout of a user's ``~/.qlib/qlib_data/cn_data``.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import numpy as np
@@ -85,12 +86,14 @@ def read_membership_file(path: Path, skipped: list[SkippedFile] | None = None) -
 def read_field_header(path: Path, n_calendar: int) -> tuple[int, int]:
     """(calendar index of the first value, number of values) of a field file, from its size and its first
     four bytes; checks the length against the calendar."""
-    size = path.stat().st_size
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(4)
     if size % 4:
         raise SourceError(f"{path}: size {size} bytes is not a whole number of float32 values")
     if size == 0:
         raise SourceError(f"{path}: empty file (no start index)")
-    start = np.fromfile(path, dtype="<f4", count=1)[0]
+    start = np.frombuffer(head, dtype="<f4")[0]
     if not np.isfinite(start) or start < 0 or start != int(start):
         raise SourceError(f"{path}: invalid start index {start!r}")
     start, count = int(start), size // 4 - 1
