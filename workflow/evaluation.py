@@ -20,13 +20,22 @@ RISK_KEYS = ("mean", "std", "annualized_return", "information_ratio", "max_drawd
 
 
 def out_of_sample_scores(warehouse: Warehouse, model: str, start: dt.date, end: dt.date) -> pl.DataFrame:
-    """Per (instrument, date) in [start, end], the score of the newest version of ``model`` whose validation
-    segment ended before that date: walk-forward scores, never in-sample."""
+    """Per (instrument, date) in [start, end] where the instrument is a member of the configured universe (table
+    ``instruments``), the score of the newest version of ``model`` whose validation segment ended before that
+    date: walk-forward scores, never in-sample. The membership test keeps out the scores a warehouse still holds
+    from another universe or source (a synthetic run before a CSI300 one): their instruments would otherwise
+    take places in the backtest's top k."""
+    member = (
+        "and exists (select 1 from instruments i where i.instrument = p.instrument "
+        "and p.date between i.start_date and i.end_date)"
+        if warehouse.table_exists("instruments")
+        else ""
+    )
     return warehouse.query(
-        """
+        f"""
         select p.instrument, p.date, p.score, p.model_version
         from predictions p join models m using (model, model_version)
-        where p.model = ? and p.date between ? and ? and p.date > m.valid_end
+        where p.model = ? and p.date between ? and ? and p.date > m.valid_end {member}
         qualify row_number() over (partition by p.instrument, p.date order by m.trained_at desc) = 1
         order by p.date, p.instrument
         """,
