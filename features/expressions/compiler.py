@@ -137,7 +137,7 @@ def constant_columns(roots: Sequence[Node]) -> dict[str, tuple[float, str]]:
     return out
 
 
-def output_form(e: pl.Expr, node: Node) -> pl.Expr:
+def output_form(e: pl.Expr) -> pl.Expr:
     """A column's published form: Float32, Qlib's NaN as null (booleans as 0/1)."""
     # (``fill_nan`` would evaluate ``e`` twice)
     return e.cast(pl.Float32).replace(float("nan"), None)

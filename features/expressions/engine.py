@@ -131,7 +131,7 @@ def _query(plan: Plan, live: list[tuple[str, Node]], meta: list[str]):
     outputs = [pl.col("_seg").filter(out_rows), pl.col("_t").filter(out_rows)]
     for (name, _), root in zip(live, plan.roots, strict=True):
         e = plan.build(root, top=True) if root in plan.final else pl.col(plan.column(root))
-        outputs.append(output_form(e, root).filter(out_rows).alias(name))
+        outputs.append(output_form(e).filter(out_rows).alias(name))
     # Sub-expressions are shared by construction; Polars' own elimination still pays inside the kernels.
     # The in-memory engine runs wide with_columns far faster than the streaming default.
     opts = pl.QueryOptFlags(comm_subexpr_elim=True, cluster_with_columns=False)
@@ -148,8 +148,9 @@ def _query(plan: Plan, live: list[tuple[str, Node]], meta: list[str]):
 
 
 def _last_use(plan: Plan, n_stages: int) -> dict[str, int]:
-    """For every column a stage reads (fields and shared results), the last stage that reads it; roots and
-    fields they are live till the end (n_stages + 1)."""
+    """For every column a stage reads (fields and shared results), the last stage that reads it; the columns
+    the chunk's last step reads (roots held as columns, and what the roots it computes itself read) live till
+    the end (n_stages + 1)."""
     last: dict[str, int] = {}
     for node, s in plan.stage.items():
         for dep in _reads(plan, node, top=True):
