@@ -55,8 +55,13 @@ def test_scores_are_walk_forward_and_of_members_only(tmp_path):
         "predictions",
         pl.DataFrame(
             [("lstm", *r) for r in rows],
-            schema={"model": pl.Utf8, "model_version": pl.Utf8, "instrument": pl.Utf8, "date": pl.Date,
-                    "score": pl.Float64},
+            schema={
+                "model": pl.Utf8,
+                "model_version": pl.Utf8,
+                "instrument": pl.Utf8,
+                "date": pl.Date,
+                "score": pl.Float64,
+            },
             orient="row",
         ),  # fmt: skip
     )
