@@ -10,6 +10,7 @@ import duckdb
 import polars as pl
 
 from features.catalog import CatalogView
+from warehouse.schema import member_condition
 from warehouse.store import Warehouse
 
 # feature set -> its table, for every set of the catalog in force (built-ins and PIPELINE_FEATURES sets).
@@ -86,10 +87,7 @@ def read_feature_frame(
         where.append("f.date <= ?")
         params.append(end)
     if members_only:
-        where.append(
-            "exists (select 1 from instruments m where m.instrument = f.instrument "
-            "and f.date between m.start_date and m.end_date)"
-        )
+        where.append(member_condition("f"))
     clause = f" where {' and '.join(where)}" if where else ""
     order = " order by f.instrument, f.date" if ordered else ""
     return warehouse.query(f"select {cols} from {table} f{clause}{order}", params or None)

@@ -71,6 +71,15 @@ TABLES: dict[str, TableSpec] = {
 }
 
 
+def member_condition(alias: str) -> str:
+    """SQL condition: the row ``alias`` (with instrument and date columns) is a member of the configured
+    universe on its date (table ``instruments``)."""
+    return (
+        f"exists (select 1 from instruments m where m.instrument = {alias}.instrument "
+        f"and {alias}.date between m.start_date and m.end_date)"
+    )
+
+
 def duck_type(dtype: pl.DataType) -> str:
     mapping = {
         pl.Float32: "real",

@@ -13,6 +13,7 @@ import polars as pl
 from evaluation.backtest import BacktestConfig, BacktestResult, run_backtest
 from evaluation.market import benchmark_returns_from_bars
 from evaluation.signal import signal_analysis
+from warehouse.schema import member_condition
 from warehouse.store import Warehouse
 
 BACKTEST_BAR_COLUMNS = "instrument, date, open, high, low, close, volume, factor, change, vwap"
@@ -25,12 +26,7 @@ def out_of_sample_scores(warehouse: Warehouse, model: str, start: dt.date, end: 
     date: walk-forward scores, never in-sample. The membership test keeps out the scores a warehouse still holds
     from another universe or source (a synthetic run before a CSI300 one): their instruments would otherwise
     take places in the backtest's top k."""
-    member = (
-        "and exists (select 1 from instruments i where i.instrument = p.instrument "
-        "and p.date between i.start_date and i.end_date)"
-        if warehouse.table_exists("instruments")
-        else ""
-    )
+    member = f"and {member_condition('p')}" if warehouse.table_exists("instruments") else ""
     return warehouse.query(
         f"""
         select p.instrument, p.date, p.score, p.model_version

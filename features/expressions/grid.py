@@ -191,10 +191,11 @@ def build_grid(
         del code
     else:  # one offset per run, added in place
         run_slot, run_len = slot[runs[0]], runs[1]
-        every = bool((run_slot >= 0).all())
-        inside = None if every else np.repeat(run_slot >= 0, run_len)
+        kept_run = run_slot >= 0
+        every = bool(kept_run.all())
+        inside = None if every else np.repeat(kept_run, run_len)
         row = t.astype(to_row.dtype, copy=False) if every else t[inside].astype(to_row.dtype, copy=False)
-        row += np.repeat(to_row[run_slot[run_slot >= 0]], run_len[run_slot >= 0])
+        row += np.repeat(to_row[run_slot[kept_run]], run_len[kept_run])
     del t
     # rows delivered in grid order (the warehouse's and the readers' order) are strictly increasing: no duplicate
     if row.size > 1 and not (row[1:] > row[:-1]).all() and np.bincount(row, minlength=n_rows).max() > 1:
